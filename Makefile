@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+CACHE := .cache
+
+.PHONY: setup models lint test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Test and demo models built offline by the project (no hub): see tests/support/build_models.py
+models: setup
+	$(PY) -m tests.support.build_models --out $(CACHE)/models
+
+lint: setup
+	$(VENV)/bin/ruff check bridge tests benchmarks
+	$(VENV)/bin/ruff format --check bridge tests benchmarks
+	$(VENV)/bin/mypy
+
+test: setup models lint
+	$(PY) -m pytest
+
+demo: setup models
+	$(PY) -m bridge.demo
+
+bench: setup models
+	$(PY) benchmarks/vs_flashrank.py
+
+clean:
+	rm -rf $(VENV) $(CACHE)

@@ -1,0 +1,35 @@
+"""rerank-bridge: a local ONNX reranking stage for Elasticsearch and OpenSearch.
+
+Public API is listed in ``__all__``; everything else is private to its module.
+"""
+
+from __future__ import annotations
+
+from bridge.errors import (
+    BridgeError,
+    ConfigError,
+    DownloadError,
+    InputError,
+    ModelError,
+    ModelNotFoundError,
+    OfflineError,
+    RerankTimeout,
+    UnsupportedSearchError,
+    UpstreamError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BridgeError",
+    "ConfigError",
+    "DownloadError",
+    "InputError",
+    "ModelError",
+    "ModelNotFoundError",
+    "OfflineError",
+    "RerankTimeout",
+    "UnsupportedSearchError",
+    "UpstreamError",
+    "__version__",
+]

@@ -1,0 +1,1 @@
+"""Fixtures for real Elasticsearch/OpenSearch nodes."""

@@ -1,0 +1,1 @@
+"""Fixtures for models the project builds (bi-encoder, FlashRank-architecture cross-encoders)."""
