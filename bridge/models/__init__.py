@@ -1,0 +1,28 @@
+"""Model store: FlashRank names, downloads, local directories and the checkpoint converter.
+
+The converter (``bridge.models.convert``) needs the ``convert`` extra (onnx, safetensors) and is not
+imported here, so the core install can resolve and download models without it.
+"""
+
+from bridge.models.cache import default_cache_dir, offline_reason
+from bridge.models.download import download_model
+from bridge.models.local import ModelFiles, inspect_directory, missing_files, resolve_model
+from bridge.models.onnx_meta import OnnxSignature, TensorInfo, read_signature
+from bridge.models.registry import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, known_model_names
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "KNOWN_MODELS",
+    "KnownModel",
+    "ModelFiles",
+    "OnnxSignature",
+    "TensorInfo",
+    "default_cache_dir",
+    "download_model",
+    "inspect_directory",
+    "known_model_names",
+    "missing_files",
+    "offline_reason",
+    "read_signature",
+    "resolve_model",
+]
