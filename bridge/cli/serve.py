@@ -1,0 +1,49 @@
+"""`rerank-bridge serve`: run the rerank proxy in front of an Elasticsearch/OpenSearch cluster."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from bridge.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the rerank proxy",
+        description="Serve a drop-in Elasticsearch/OpenSearch endpoint that reranks searches "
+        "carrying a `rerank` section (or ?rerank=true) and passes everything else through.",
+    )
+    parser.add_argument("--upstream", help="engine URL, e.g. http://localhost:9200 (or config)")
+    parser.add_argument("--config", help="settings file (.yaml, .yml or .toml)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="bind port (default 8080)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge.proxy.settings import CONFIG_ENV, UPSTREAM_ENV, load_settings
+
+    if args.workers < 1:
+        raise ConfigError("must be at least 1", field="--workers")
+    # validate here so a bad file fails once, with a clear message, before any worker starts
+    settings = load_settings(args.config, upstream=args.upstream)
+    os.environ[UPSTREAM_ENV] = settings.upstream.url
+    if args.config:
+        os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    uvicorn.run(
+        "bridge.proxy.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,  # bridge.proxy.access logs one JSON line per request instead
+        server_header=False,
+        date_header=False,
+        log_level="info",
+    )
+    return 0

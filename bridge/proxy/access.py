@@ -1,0 +1,81 @@
+"""Access log and request metrics, as one outermost ASGI middleware.
+
+One JSON line per request on the `bridge.proxy.access` logger: method, path, status, bytes, time and
+rerank headers. Never headers, bodies or query strings (they can carry credentials or user text).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bridge.proxy.errors import error_response
+from bridge.proxy.metrics import ProxyMetrics
+
+access_logger = logging.getLogger("bridge.proxy.access")
+logger = logging.getLogger(__name__)
+
+
+def route_label(scope: Scope) -> str:
+    """Low-cardinality route name for metrics (never the raw path)."""
+    path: str = scope.get("path", "")
+    if path.startswith("/_bridge/"):
+        return path
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    if last in ("_search", "_msearch"):
+        return last
+    return "passthrough"
+
+
+class AccessMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: ProxyMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        sent = 0
+        rerank: dict[str, str] = {}
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower().startswith(b"x-rerank-"):
+                        rerank[name.decode("latin-1").lower()] = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if status == 0:  # nothing sent yet: answer in the engine's error shape
+                status = 500
+                response = error_response(500, "rerank_bridge_exception", "internal proxy error")
+                await response(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_label(scope)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.request_seconds.labels(route).observe(elapsed)
+            if access_logger.isEnabledFor(logging.INFO):
+                record = {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "bytes": sent,
+                    "ms": round(elapsed * 1000, 2),
+                    "client": (scope.get("client") or ("", 0))[0],
+                    **rerank,
+                }
+                access_logger.info(json.dumps(record, separators=(",", ":")))

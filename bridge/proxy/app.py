@@ -1,0 +1,226 @@
+"""The proxy app: routes, lifespan (upstream pool, models), middleware (auth, limits, metrics).
+
+Rerank routes (`/_search`, `/{index}/_search`, `/_msearch`, `/{index}/_msearch`) are handled by
+bridge.proxy.search; every other path and method streams through to the upstream untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from bridge.errors import BridgeError, UpstreamError, UpstreamTimeout
+from bridge.proxy.access import AccessMiddleware
+from bridge.proxy.auth import ApiKeyMiddleware
+from bridge.proxy.errors import payload_too_large, response_for
+from bridge.proxy.metrics import ProxyMetrics
+from bridge.proxy.models import Loader, ModelPool
+from bridge.proxy.settings import ProxySettings, load_settings_from_env
+from bridge.proxy.upstream import RequestContent, Upstream, end_to_end
+
+logger = logging.getLogger(__name__)
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+class BodyTooLargeError(Exception):
+    """The client sent more than limits.max_body_bytes."""
+
+
+class Proxy:
+    """Shared state of one app: settings, upstream pool, models, metrics."""
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        loader: Loader | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = ProxyMetrics()
+        self.upstream = Upstream(settings.upstream, transport=transport)
+        self.models = ModelPool(settings.scorer, settings.batching, self.metrics, loader=loader)
+
+    # -- request bodies ---------------------------------------------------------------------
+
+    def declared_length(self, request: Request) -> int | None:
+        value = request.headers.get("content-length")
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            return None
+
+    def body_stream(self, request: Request) -> RequestContent:
+        """The client body as a bounded stream (None when there is none), never buffered."""
+        length = self.declared_length(request)
+        chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+        if not chunked and not length:
+            return None
+        limit = self.settings.limits.max_body_bytes
+
+        async def chunks() -> AsyncIterator[bytes]:
+            seen = 0
+            async for chunk in request.stream():
+                seen += len(chunk)
+                if seen > limit:
+                    raise BodyTooLargeError
+                if chunk:
+                    yield chunk
+
+        return chunks()
+
+    async def read_body(self, request: Request) -> bytes:
+        limit = self.settings.limits.max_body_bytes
+        parts: list[bytes] = []
+        seen = 0
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                raise BodyTooLargeError
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def forward_headers(
+        self, request: Request, *, drop: tuple[str, ...] = ()
+    ) -> list[tuple[bytes, bytes]]:
+        """Client headers for the engine: minus hop-by-hop, `Host`, the proxy's key and ``drop``."""
+        return end_to_end(request.headers.raw, drop=("host", self.settings.auth.header, *drop))
+
+    # -- pass-through -----------------------------------------------------------------------
+
+    async def passthrough(self, request: Request) -> Response:
+        length = self.declared_length(request)
+        if length is not None and length > self.settings.limits.max_body_bytes:
+            return payload_too_large(self.settings.limits.max_body_bytes)
+        try:
+            upstream_response = await self.upstream.send(
+                request.method,
+                request.scope.get("raw_path") or request.scope["path"].encode(),
+                request.scope.get("query_string", b""),
+                self.forward_headers(request),
+                self.body_stream(request),
+                stream=True,
+            )
+        except BodyTooLargeError:
+            return payload_too_large(self.settings.limits.max_body_bytes)
+        except UpstreamError as exc:
+            self.count_upstream_error(exc)
+            return response_for(exc)
+        return self.stream_back(upstream_response)
+
+    def stream_back(self, upstream_response: httpx.Response) -> Response:
+        response = StreamingResponse(
+            upstream_response.aiter_raw(),
+            status_code=upstream_response.status_code,
+            background=BackgroundTask(upstream_response.aclose),
+        )
+        response.raw_headers = end_to_end(upstream_response.headers.raw)
+        return response
+
+    def count_upstream_error(self, exc: UpstreamError) -> None:
+        kind = "timeout" if isinstance(exc, UpstreamTimeout) else "unreachable"
+        self.metrics.upstream_errors.labels(kind).inc()
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        upstream: dict[str, Any] = {"url": str(self.upstream.base)}
+        try:
+            answer = await self.upstream.send(
+                "GET", b"/_cluster/health", b"", [], None, stream=False, timeout_s=2.0
+            )
+            upstream["reachable"] = True
+            upstream["http_status"] = answer.status_code
+            with contextlib.suppress(ValueError):
+                upstream["cluster_status"] = answer.json().get("status")
+        except UpstreamError as exc:
+            upstream["reachable"] = False
+            upstream["reason"] = exc.reason
+        models = self.models.status()
+        healthy = bool(upstream["reachable"]) and not any(
+            state.startswith("error") for state in models.values()
+        )
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", "upstream": upstream, "models": models},
+            status_code=200 if healthy else 503,
+        )
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.models.preload(self.settings.models())
+        try:
+            yield
+        finally:
+            await self.models.aclose()
+            await self.upstream.aclose()
+
+
+def _guard(handler: Callable[[Request], Any], proxy: Proxy) -> Callable[[Request], Any]:
+    """Typed errors and over-long bodies become ES-shaped answers, whatever the route."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            response: Response = await handler(request)
+            return response
+        except BodyTooLargeError:
+            return payload_too_large(proxy.settings.limits.max_body_bytes)
+        except BridgeError as exc:
+            if isinstance(exc, UpstreamError):
+                proxy.count_upstream_error(exc)
+            return response_for(exc)
+
+    return endpoint
+
+
+def create_app(
+    settings: ProxySettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    loader: Loader | None = None,
+) -> Starlette:
+    """The ASGI app. ``transport`` and ``loader`` exist for fault injection in tests only."""
+    from bridge.proxy.search import SearchRoutes
+
+    proxy = Proxy(settings, transport=transport, loader=loader)
+    search = SearchRoutes(proxy)
+    routes = [
+        Route("/_bridge/health", proxy.health, methods=["GET"]),
+        Route("/_bridge/metrics", proxy.metrics_endpoint, methods=["GET"]),
+        Route("/_search", _guard(search.search, proxy), methods=["GET", "POST"]),
+        Route("/{index}/_search", _guard(search.search, proxy), methods=["GET", "POST"]),
+        Route("/_msearch", _guard(search.msearch, proxy), methods=["GET", "POST"]),
+        Route("/{index}/_msearch", _guard(search.msearch, proxy), methods=["GET", "POST"]),
+        Route("/{path:path}", _guard(proxy.passthrough, proxy), methods=ALL_METHODS),
+    ]
+    middleware = [Middleware(AccessMiddleware, metrics=proxy.metrics)]
+    if settings.auth.api_key:
+        middleware.append(
+            Middleware(ApiKeyMiddleware, api_key=settings.auth.api_key, header=settings.auth.header)
+        )
+    app = Starlette(routes=routes, middleware=middleware, lifespan=proxy.lifespan)
+    app.state.proxy = proxy
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """uvicorn factory for worker processes (`rerank-bridge serve --workers N`)."""
+    return create_app(load_settings_from_env())
+
+
+__all__ = ["BodyTooLargeError", "Proxy", "create_app", "create_app_from_env"]

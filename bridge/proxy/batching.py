@@ -1,0 +1,188 @@
+"""Micro-batching: concurrent searches for the same model share one model run.
+
+The first request to arrive opens a batch; others join it for at most ``max_wait_s`` (default 2 ms)
+or until the batch holds ``max_pairs`` pairs / ``max_tokens`` estimated tokens. One worker task per
+model runs the batches one after another in a dedicated thread, so the event loop stays free and
+ONNX keeps all its intra-op threads for one large run instead of several small ones fighting for
+two cores. If a batch fails, its requests are retried one by one so a bad request cannot fail its
+neighbours. With batching off, every request runs on its own (same thread pool), the peer figure
+for the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bridge.proxy.metrics import ProxyMetrics
+
+logger = logging.getLogger(__name__)
+
+Pair = tuple[str, str]
+ScorePairs = Callable[[Sequence[Pair]], list[float]]
+
+
+def estimate_tokens(pair: Pair, max_length: int) -> int:
+    # about four characters per word piece for English text, plus [CLS] and two [SEP]
+    return min(max_length, (len(pair[0]) + len(pair[1])) // 4 + 3)
+
+
+@dataclass
+class _Item:
+    pairs: Sequence[Pair]
+    tokens: int
+    future: asyncio.Future[list[float]]
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher:
+    """Scores pairs for one model, merging concurrent calls into shared runs."""
+
+    def __init__(
+        self,
+        score_pairs: ScorePairs,
+        *,
+        name: str,
+        max_length: int = 512,
+        enabled: bool = True,
+        max_wait_s: float = 0.002,
+        max_pairs: int = 256,
+        max_tokens: int = 65536,
+        metrics: ProxyMetrics | None = None,
+        cache_stats: Callable[[], tuple[int, int]] | None = None,
+    ) -> None:
+        self._score_pairs = score_pairs
+        self.name = name
+        self.max_length = max_length
+        self.enabled = enabled
+        self.max_wait_s = max_wait_s
+        self.max_pairs = max_pairs
+        self.max_tokens = max_tokens
+        self._metrics = metrics
+        self._cache_stats = cache_stats
+        # one thread when batching: runs are serial by design; a few when not, so that the
+        # unbatched peer can overlap runs the way a naive server would
+        self._executor = ThreadPoolExecutor(
+            max_workers=1 if enabled else 4, thread_name_prefix=f"rerank-{name}"
+        )
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._carry: _Item | None = None
+
+    async def score(self, pairs: Sequence[Pair]) -> list[float]:
+        """Scores in input order; raises whatever the model raised for these pairs."""
+        if not pairs:
+            return []
+        if not self.enabled:
+            return await self._run([pairs], requests=1)
+        loop = asyncio.get_running_loop()
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._worker = loop.create_task(self._work(), name=f"micro-batcher-{self.name}")
+        tokens = sum(estimate_tokens(pair, self.max_length) for pair in pairs)
+        item = _Item(pairs, tokens, loop.create_future())
+        item.future.add_done_callback(_consume)
+        self._queue.put_nowait(item)
+        # a caller that gives up (timeout, disconnect) only drops its own wait, not the batch
+        return await asyncio.shield(item.future)
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            first = self._carry or await self._queue.get()
+            self._carry = None
+            batch = [first]
+            pairs, tokens = len(first.pairs), first.tokens
+            deadline = first.arrived + self.max_wait_s
+            while pairs < self.max_pairs and tokens < self.max_tokens:
+                try:
+                    if self._queue.empty():
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        item = await asyncio.wait_for(self._queue.get(), remaining)
+                    else:
+                        item = self._queue.get_nowait()
+                except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                    break
+                if (
+                    pairs + len(item.pairs) > self.max_pairs
+                    or tokens + item.tokens > self.max_tokens
+                ):
+                    self._carry = item
+                    break
+                batch.append(item)
+                pairs += len(item.pairs)
+                tokens += item.tokens
+            await self._settle([item for item in batch if not item.future.done()])
+
+    async def _settle(self, batch: list[_Item]) -> None:
+        if not batch:
+            return
+        try:
+            scores = await self._run([item.pairs for item in batch], requests=len(batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                _resolve(batch[0].future, exc)
+                return
+            logger.warning("batch of %d searches failed (%s); retrying one by one", len(batch), exc)
+            for item in batch:
+                try:
+                    _resolve(item.future, await self._run([item.pairs], requests=1))
+                except Exception as single:
+                    _resolve(item.future, single)
+            return
+        start = 0
+        for item in batch:
+            _resolve(item.future, scores[start : start + len(item.pairs)])
+            start += len(item.pairs)
+
+    async def _run(self, groups: list[Sequence[Pair]], *, requests: int) -> list[float]:
+        flat = [pair for group in groups for pair in group]
+        before = self._cache_stats() if self._cache_stats else None
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        scores = await loop.run_in_executor(self._executor, self._score_pairs, flat)
+        if self._metrics is not None:
+            self._metrics.model_seconds.labels(self.name).observe(time.perf_counter() - started)
+            self._metrics.batch_pairs.labels(self.name).observe(len(flat))
+            self._metrics.batch_requests.labels(self.name).observe(requests)
+            if before is not None and self._cache_stats is not None:
+                hits, misses = self._cache_stats()
+                self._metrics.cache_hits.labels(self.name).inc(max(0, hits - before[0]))
+                self._metrics.cache_misses.labels(self.name).inc(max(0, misses - before[1]))
+        if len(scores) != len(flat):
+            raise RuntimeError(f"model returned {len(scores)} scores for {len(flat)} pairs")
+        return scores
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        if self._queue is not None:
+            while not self._queue.empty():
+                _resolve(self._queue.get_nowait().future, RuntimeError("proxy shutting down"))
+        if self._carry is not None:
+            _resolve(self._carry.future, RuntimeError("proxy shutting down"))
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _consume(future: asyncio.Future[list[float]]) -> None:
+    # the caller may have stopped waiting (timeout); mark the outcome as seen so asyncio stays quiet
+    if not future.cancelled():
+        future.exception()
+
+
+def _resolve(future: asyncio.Future[list[float]], outcome: list[float] | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

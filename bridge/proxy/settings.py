@@ -1,0 +1,243 @@
+"""Proxy settings: a YAML or TOML file -> frozen dataclasses, each value checked by field name.
+
+```yaml
+upstream: {url: "https://es:9200", ca_file: /certs/ca.pem, verify: true, timeout_s: 60}
+limits: {max_body_bytes: 104857600, max_window: 200}
+auth: {api_key: "..."}            # or env RERANK_BRIDGE_API_KEY; header X-Bridge-Api-Key
+batching: {enabled: true, max_wait_ms: 2, max_batch_pairs: 256, max_batch_tokens: 65536}
+scorer: {cache_size: 10000, threads: null, cache_dir: null}
+rerank: {model: ms-marco-TinyBERT-L-2-v2, window_size: 20}     # defaults of the `rerank` section
+indices:                                                         # per index (fnmatch patterns)
+  "products*": {fields: [title, brand], model: ms-marco-MiniLM-L-12-v2}
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from bridge.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+API_KEY_ENV = "RERANK_BRIDGE_API_KEY"
+CONFIG_ENV = "RERANK_BRIDGE_PROXY_CONFIG"
+UPSTREAM_ENV = "RERANK_BRIDGE_UPSTREAM"
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    url: str
+    ca_file: str | None = None
+    verify: bool = True
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 5.0
+    max_connections: int = 256
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_body_bytes: int = 100 * 1024 * 1024
+    max_window: int = 200
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    api_key: str | None = None
+    header: str = "X-Bridge-Api-Key"
+
+    def __repr__(self) -> str:  # never print the key
+        return f"AuthSettings(api_key={'***' if self.api_key else None}, header={self.header!r})"
+
+
+@dataclass(frozen=True)
+class BatchingSettings:
+    enabled: bool = True
+    max_wait_ms: float = 2.0
+    max_batch_pairs: int = 256
+    max_batch_tokens: int = 65536
+
+
+@dataclass(frozen=True)
+class ScorerSettings:
+    cache_size: int = 10000
+    threads: int | None = None
+    cache_dir: str | None = None
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    upstream: UpstreamSettings
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    batching: BatchingSettings = field(default_factory=BatchingSettings)
+    scorer: ScorerSettings = field(default_factory=ScorerSettings)
+    # raw `rerank` section defaults and per-index overrides; validated by bridge.config on use
+    rerank: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
+    indices: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _frozen({}))
+
+    def rerank_defaults_for(self, index: str | None) -> dict[str, Any]:
+        """Server defaults merged with the first per-index entry matching every named index."""
+        merged = dict(self.rerank)
+        if index:
+            names = [name for name in index.split(",") if name]
+            for pattern, overrides in self.indices.items():
+                if names and all(fnmatch.fnmatchcase(name, pattern) for name in names):
+                    merged.update(overrides)
+                    break
+        return merged
+
+    def models(self) -> list[str]:
+        """Every model the configuration names (preloaded at start-up)."""
+        names = [self.rerank.get("model")] + [o.get("model") for o in self.indices.values()]
+        return sorted({n for n in names if isinstance(n, str) and n})
+
+
+def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a mapping", field=name)
+    return dict(value)
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(
+                f"unknown setting (known: {', '.join(sorted(known))})", field=f"{prefix}.{key}"
+            )
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(value, known[name].type, f"{prefix}.{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(str(exc), field=prefix) from exc
+
+
+def _coerce(value: Any, annotation: Any, name: str) -> Any:
+    text = str(annotation)
+    optional = "None" in text
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError("must not be null", field=name)
+    if text.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError("must be true or false", field=name)
+        return value
+    if text.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError("must be a positive integer", field=name)
+        return value
+    if text.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError("must be a non-negative number", field=name)
+        return float(value)
+    if text.startswith("str"):
+        if not isinstance(value, str):
+            raise ConfigError("must be a string", field=name)
+        return value
+    return value
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"must be an http(s) URL, got {url!r}", field="upstream.url")
+    if parts.query or parts.fragment:
+        raise ConfigError("must not carry a query or fragment", field="upstream.url")
+    return url.rstrip("/")
+
+
+def settings_from_mapping(raw: Mapping[str, Any], *, upstream: str | None = None) -> ProxySettings:
+    """Validate a parsed config file (``upstream`` overrides ``upstream.url``)."""
+    known = {f.name for f in dataclasses.fields(ProxySettings)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown section (known: {', '.join(sorted(known))})", field=key)
+    up = raw.get("upstream")
+    up_values = {"url": up} if isinstance(up, str) else _section(raw, "upstream")
+    if upstream:
+        up_values["url"] = upstream
+    if not up_values.get("url"):
+        raise ConfigError("is required (config file or --upstream)", field="upstream.url")
+    up_values["url"] = _check_url(str(up_values["url"]))
+    upstream_settings = _build(UpstreamSettings, up_values, "upstream")
+    if upstream_settings.ca_file and not Path(upstream_settings.ca_file).is_file():
+        raise ConfigError("file not found", field="upstream.ca_file")
+
+    auth_values = _section(raw, "auth")
+    if not auth_values.get("api_key") and os.environ.get(API_KEY_ENV):
+        auth_values["api_key"] = os.environ[API_KEY_ENV]
+    indices = _section(raw, "indices")
+    for pattern, overrides in indices.items():
+        if not isinstance(overrides, Mapping):
+            raise ConfigError("must be a mapping", field=f"indices.{pattern}")
+    return ProxySettings(
+        upstream=upstream_settings,
+        limits=_build(LimitSettings, _section(raw, "limits"), "limits"),
+        auth=_build(AuthSettings, auth_values, "auth"),
+        batching=_build(BatchingSettings, _section(raw, "batching"), "batching"),
+        scorer=_build(ScorerSettings, _section(raw, "scorer"), "scorer"),
+        rerank=_frozen(_section(raw, "rerank")),
+        indices=_frozen({str(k): _frozen(v) for k, v in indices.items()}),
+    )
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) file into a mapping."""
+    location = Path(path)
+    try:
+        text = location.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {location}: {exc.strerror}") from exc
+    suffix = location.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"config file must end in .yaml, .yml or .toml: {location}")
+    except ConfigError:
+        raise
+    except Exception as exc:  # yaml.YAMLError / tomllib.TOMLDecodeError
+        raise ConfigError(f"cannot parse config file {location}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {location} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(path: str | Path | None = None, *, upstream: str | None = None) -> ProxySettings:
+    """Settings from an optional config file; ``upstream`` (e.g. ``--upstream``) wins over it."""
+    raw = read_config_file(path) if path else {}
+    return settings_from_mapping(raw, upstream=upstream)
+
+
+def load_settings_from_env() -> ProxySettings:
+    """Settings for uvicorn workers: file in RERANK_BRIDGE_PROXY_CONFIG, URL in *_UPSTREAM."""
+    return load_settings(os.environ.get(CONFIG_ENV) or None, upstream=os.environ.get(UPSTREAM_ENV))
