@@ -5,6 +5,7 @@ Public API is listed in ``__all__``; everything else is private to its module.
 
 from __future__ import annotations
 
+from bridge.config import FusionConfig, RerankConfig
 from bridge.errors import (
     BridgeError,
     ConfigError,
@@ -24,10 +25,12 @@ __all__ = [
     "BridgeError",
     "ConfigError",
     "DownloadError",
+    "FusionConfig",
     "InputError",
     "ModelError",
     "ModelNotFoundError",
     "OfflineError",
+    "RerankConfig",
     "RerankTimeout",
     "UnsupportedSearchError",
     "UpstreamError",

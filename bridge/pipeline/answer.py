@@ -1,0 +1,153 @@
+"""Build the caller's answer from the engine response, the plan and the scoring outcome (pure).
+
+The answer keeps exactly the engine's keys: hits are reordered (fused order inside the window, the
+engine's order after it), sliced to the page the caller asked for, ``_score`` is the fused score,
+``max_score`` the highest fused score, and ``_source`` is filtered back to what the caller asked.
+Aggregations, suggest, total hits and the rest are the engine's objects, untouched. Only with
+``explain`` does a hit get ``_rerank`` and the response a top-level ``rerank`` object.
+
+Hits beyond the window keep their engine ``_score``. ``min_score`` drops reranked hits whose model
+score is below it; ``hits.total`` stays the engine's count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bridge.pipeline.fuse import fuse, fused_order
+from bridge.pipeline.plan import Plan
+from bridge.pipeline.source import apply_source_filter
+
+OutcomeStatus = Literal["ok", "empty", "timeout", "model_error", "skipped", "unsupported"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What scoring produced: model scores for the window hits (engine order) or why not.
+
+    ``timings_ms`` holds ``texts``, ``model`` and, when the adapter measured it, ``engine``.
+    """
+
+    status: OutcomeStatus
+    model_scores: list[float] | None = None
+    error: str | None = None
+    missing: dict[str, int] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reranked(self) -> bool:
+        return self.status == "ok" and self.model_scores is not None
+
+
+def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> dict[str, Any]:
+    """The response the caller sees (a new top-level dict; untouched parts are shared)."""
+    if plan.status != "rerank":
+        answer = dict(response)
+        if plan.config.explain:
+            answer["rerank"] = _summary(plan, outcome, reranked=0, dropped=0)
+        return answer
+
+    hits_obj = response.get("hits")
+    hits: list[Mapping[str, Any]] = (
+        list(hits_obj.get("hits", [])) if isinstance(hits_obj, Mapping) else []
+    )
+    window_hits = hits[: plan.window]
+    explain = plan.config.explain
+    ordered: list[dict[str, Any]] = []
+    max_score: Any = hits_obj.get("max_score") if isinstance(hits_obj, Mapping) else None
+    dropped = 0
+
+    scores = outcome.model_scores
+    if outcome.reranked and scores is not None and len(scores) == len(window_hits):
+        engine_scores = [_score_of(h) for h in window_hits]
+        fused = fuse(engine_scores, scores, plan.config.fusion)
+        min_score = plan.config.min_score
+        for index in fused_order(fused):
+            if min_score is not None and scores[index] < min_score:
+                dropped += 1
+                continue
+            hit = dict(window_hits[index])
+            hit["_score"] = fused[index]
+            if explain:
+                hit["_rerank"] = {
+                    "status": "reranked",
+                    "model_score": scores[index],
+                    "engine_score": engine_scores[index],
+                    "engine_rank": index + 1,
+                    "fused_score": fused[index],
+                }
+            ordered.append(hit)
+        if ordered:
+            max_score = max(h["_score"] for h in ordered)
+        rest_start = len(window_hits)
+    else:
+        rest_start = 0
+    for rank, engine_hit in enumerate(hits[rest_start:], start=rest_start + 1):
+        copy = dict(engine_hit)
+        if explain:
+            status = "beyond_window" if outcome.reranked else "engine_order"
+            copy["_rerank"] = {
+                "status": status,
+                "engine_score": _score_of(engine_hit),
+                "engine_rank": rank,
+            }
+        ordered.append(copy)
+
+    page = ordered[plan.from_ : plan.from_ + plan.size]
+    if plan.restore_source:
+        for hit in page:
+            _restore_source(hit, plan)
+    for final_rank, hit in enumerate(page, start=plan.from_ + 1):
+        if explain:
+            hit["_rerank"]["rank"] = final_rank
+
+    answer = dict(response)
+    if isinstance(hits_obj, Mapping):
+        new_hits = dict(hits_obj)
+        new_hits["hits"] = page
+        if "max_score" in new_hits:
+            new_hits["max_score"] = max_score
+        answer["hits"] = new_hits
+    if explain:
+        reranked = len(ordered) - (len(hits) - rest_start) if outcome.reranked else 0
+        answer["rerank"] = _summary(plan, outcome, reranked=reranked, dropped=dropped)
+    return answer
+
+
+def _restore_source(hit: dict[str, Any], plan: Plan) -> None:
+    source = hit.get("_source")
+    if not plan.source.enabled:
+        hit.pop("_source", None)
+    elif isinstance(source, Mapping):
+        hit["_source"] = apply_source_filter(source, plan.source)
+
+
+def _score_of(hit: Mapping[str, Any]) -> float | None:
+    score = hit.get("_score")
+    return float(score) if isinstance(score, (int, float)) else None
+
+
+def _summary(plan: Plan, outcome: Outcome, *, reranked: int, dropped: int) -> dict[str, Any]:
+    config = plan.config
+    out: dict[str, Any] = {
+        "status": outcome.status if plan.status == "rerank" else plan.status,
+        "model": config.model,
+        "query": plan.query_text or None,
+        "window_size": plan.window,
+        "reranked": reranked,
+        "dropped_below_min_score": dropped,
+        "fusion": config.fusion.to_dict(),
+        "min_score": config.min_score,
+        "timings_ms": dict(outcome.timings_ms),
+        "missing_fields": dict(outcome.missing),
+    }
+    if plan.reason:
+        out["reason"] = plan.reason
+    if outcome.error:
+        out["error"] = outcome.error
+    return out
+
+
+__all__ = ["Outcome", "OutcomeStatus", "build_answer"]
