@@ -1,0 +1,147 @@
+"""Unpacked engine distributions in a cache shared by every run (and every process) on the machine.
+
+One directory per engine and version, unpacked atomically under a file lock, so two test sessions
+starting at once download and unpack once. Nodes never write into it: each node gets its own
+config/data/logs directory (see process.py), so a cached distribution stays read-only after setup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from bridge.errors import NodeError
+from bridge.localnode.engines import KNN_PLUGIN, engine_spec, knn_plugin_version
+from bridge.localnode.maven import fetch_artifact
+
+logger = logging.getLogger(__name__)
+
+_COMPLETE_MARKER = ".rerank-bridge-complete"
+
+
+def engines_cache_dir() -> Path:
+    """Where distributions live: `RERANK_BRIDGE_ENGINES_DIR`, else a per-user cache directory.
+
+    As root the nodes run as an unprivileged user that cannot enter /root, so root's default is
+    /var/cache/rerank-bridge/engines instead of ~/.cache.
+    """
+    override = os.environ.get("RERANK_BRIDGE_ENGINES_DIR")
+    if override:
+        return Path(override)
+    if os.geteuid() == 0:
+        return Path("/var/cache/rerank-bridge/engines")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rerank-bridge" / "engines"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_distribution(engine: str, version: str, cache_dir: Path | None = None) -> Path:
+    """Return the home directory of an unpacked distribution, fetching and unpacking it once."""
+    spec = engine_spec(engine)
+    root = cache_dir or engines_cache_dir()
+    home = root / f"{engine}-{version}"
+    if (home / _COMPLETE_MARKER).is_file():
+        return home
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    with file_lock(root / f".{engine}-{version}.lock"):
+        if (home / _COMPLETE_MARKER).is_file():
+            return home
+        archive = fetch_artifact(spec.coordinates(version), root / "downloads")
+        staging = root / f".{engine}-{version}.unpack-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            safe_extract(archive, staging)
+            entries = list(staging.iterdir())
+            top = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
+            if not (top / "bin" / spec.executable).is_file():
+                raise NodeError(f"{archive} does not look like a {engine} distribution")
+            shutil.rmtree(home, ignore_errors=True)
+            os.rename(top, home)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        (home / _COMPLETE_MARKER).write_text(spec.coordinates(version) + "\n")
+        logger.info("unpacked %s %s into %s", engine, version, home)
+    return home
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Unzip keeping Unix modes (zipfile drops them) and refusing paths that leave `dest`."""
+    dest.mkdir(parents=True)
+    root = dest.resolve()
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for info in bundle.infolist():
+                target = (root / info.filename).resolve()
+                if target != root and root not in target.parents:
+                    raise NodeError(f"{archive}: entry {info.filename!r} escapes the target dir")
+                mode = info.external_attr >> 16
+                if stat.S_ISLNK(mode):
+                    raise NodeError(f"{archive}: symbolic link {info.filename!r} is not supported")
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with bundle.open(info) as source, target.open("wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                # Readable by the unprivileged node user; executable bits kept from the archive.
+                os.chmod(target, (stat.S_IMODE(mode) or 0o644) | 0o444)
+    except zipfile.BadZipFile as exc:
+        archive.unlink(missing_ok=True)  # a truncated download must not block the next try
+        raise NodeError(f"{archive} is not a valid zip ({exc}); removed it, retry") from None
+    for directory, _subdirs, _files in os.walk(root):
+        os.chmod(directory, 0o755)
+
+
+def ensure_knn_plugin(home: Path, version: str, java_home: Path) -> None:
+    """Install the OpenSearch k-NN plugin into a cached OpenSearch distribution (once)."""
+    plugin_dir = home / "plugins" / KNN_PLUGIN[1]
+    if plugin_dir.is_dir():
+        return
+    with file_lock(home.parent / f".{home.name}.plugins.lock"):
+        if plugin_dir.is_dir():
+            return
+        group, artifact = KNN_PLUGIN
+        coordinates = f"{group}:{artifact}:{knn_plugin_version(version)}:zip"
+        archive = fetch_artifact(coordinates, home.parent / "downloads")
+        env = dict(os.environ)
+        env["OPENSEARCH_JAVA_HOME"] = str(java_home)
+        env["JAVA_HOME"] = str(java_home)
+        env["OPENSEARCH_PATH_CONF"] = str(home / "config")
+        command = [
+            str(home / "bin" / "opensearch-plugin"),
+            "install",
+            "--batch",
+            archive.resolve().as_uri(),
+        ]
+        done = subprocess.run(
+            command, cwd=home, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        if done.returncode != 0:
+            shutil.rmtree(plugin_dir, ignore_errors=True)
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+            raise NodeError(f"installing {coordinates} failed ({done.returncode}):\n{tail}")
+        for directory, _subdirs, files in os.walk(plugin_dir):
+            os.chmod(directory, 0o755)
+            for name in files:
+                path = Path(directory) / name
+                os.chmod(path, stat.S_IMODE(path.stat().st_mode) | 0o444)
+        logger.info("installed %s into %s", coordinates, home)

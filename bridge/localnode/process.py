@@ -1,0 +1,388 @@
+"""Start, health-check and stop one local Elasticsearch/OpenSearch node.
+
+Each node gets its own work directory (config copy, data, logs, tmp) owned by the node user; the
+cached distribution is only read. The node runs in its own process group so `stop()` can take the
+launcher JVM and the server JVM down together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from bridge.errors import NodeError
+from bridge.localnode.distribution import ensure_distribution, ensure_knn_plugin
+from bridge.localnode.engines import DEFAULT_VERSIONS, engine_spec
+from bridge.localnode.jdk import find_java_home
+from bridge.localnode.users import NodeUser, chown_tree, node_user
+
+logger = logging.getLogger(__name__)
+
+# jvm.options lines that write relative to the working directory or fix the heap; replaced below.
+_DROPPED_JVM_OPTIONS = re.compile(r"gc\.log|-Xloggc|HeapDumpPath|ErrorFile|-Xm[sx]")
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class LocalNode:
+    """A single-node cluster on 127.0.0.1 from the engine's Maven Central integ-test zip.
+
+    >>> with LocalNode("elasticsearch") as node:   # doctest: +SKIP
+    ...     print(node.url)
+    """
+
+    def __init__(
+        self,
+        engine: str,
+        version: str | None = None,
+        *,
+        cache_dir: Path | None = None,
+        work_dir: Path | None = None,
+        heap_mb: int = 512,
+        settings: Mapping[str, object] | None = None,
+        knn: bool | None = None,
+        startup_timeout: float = 240.0,
+    ) -> None:
+        self.spec = engine_spec(engine)
+        self.engine = engine
+        self.version = version or DEFAULT_VERSIONS[engine]
+        self.cache_dir = cache_dir
+        self.heap_mb = heap_mb
+        self.extra_settings = dict(settings or {})
+        # None: try k-NN on OpenSearch and carry on without it if it does not install.
+        self.knn_requested = knn
+        self.startup_timeout = startup_timeout
+        self.url: str | None = None
+        self.knn_available = False
+        self.pid: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._work_dir = work_dir
+        self._owns_work_dir = work_dir is None
+        self._deadline = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def prepare(self) -> Path:
+        """Fetch and unpack the distribution (and the k-NN plugin); return its home directory."""
+        home = ensure_distribution(self.engine, self.version, self.cache_dir)
+        if self.engine == "opensearch" and self.knn_requested is not False:
+            try:
+                ensure_knn_plugin(home, self.version, self.java_home())
+            except NodeError as exc:
+                if self.knn_requested:
+                    raise
+                logger.warning("OpenSearch k-NN plugin unavailable, continuing without: %s", exc)
+        return home
+
+    def java_home(self) -> Path:
+        return find_java_home(self.spec.min_java(self.version))
+
+    def start(self) -> str:
+        """Start the node and wait until it is yellow or green; return its URL."""
+        if self.status == "running":
+            raise NodeError(f"{self.engine} node already running at {self.url}")
+        home = self.prepare()
+        java_home = self.java_home()
+        user = node_user()
+        work = self._make_work_dir(home, user)
+        env = self._environment(java_home, work)
+        console = (work / "logs" / "console.log").open("ab")
+        logger.info("starting %s %s in %s", self.engine, self.version, work)
+        extra: dict[str, Any] = {}
+        if user is not None:
+            extra = {"user": user.uid, "group": user.gid, "extra_groups": []}
+        try:
+            self._process = subprocess.Popen(
+                [str(home / "bin" / self.spec.executable)],
+                cwd=work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **extra,
+            )
+        finally:
+            console.close()
+        self.pid = self._process.pid
+        try:
+            port = self._wait_for_port(work / "logs" / "http.ports")
+            self.url = f"http://127.0.0.1:{port}"
+            health = wait_for_health(self.url, timeout=self._remaining(), process=self._process)
+        except NodeError as exc:
+            tail = self.log_tail()
+            self.stop()
+            raise NodeError(
+                f"{self.engine} {self.version} failed to start: {exc}\n{tail}"
+            ) from None
+        self.knn_available = self.engine == "opensearch" and _has_plugin(self.url, "opensearch-knn")
+        logger.info("%s %s is %s at %s", self.engine, self.version, health, self.url)
+        return self.url
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the whole process group (SIGTERM, then SIGKILL) and remove an owned work dir."""
+        if self.pid is not None:
+            terminate_group(self.pid, timeout=timeout)
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                logger.warning("node launcher %s did not exit after SIGKILL", self.pid)
+        self._process = None
+        self.pid = None
+        self.url = None
+        if self._owns_work_dir and self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+            self._work_dir = None
+
+    def detach(self) -> None:
+        """Forget the process without stopping it (the CLI leaves nodes running on purpose)."""
+        self._process = None
+        self._owns_work_dir = False
+
+    @property
+    def status(self) -> str:
+        """'running', 'exited' (died on its own) or 'stopped'."""
+        if self.pid is None:
+            return "stopped"
+        if self._process is not None and self._process.poll() is not None:
+            return "exited"
+        return "running" if group_alive(self.pid) else "exited"
+
+    @property
+    def work_dir(self) -> Path | None:
+        return self._work_dir
+
+    def log_tail(self, lines: int = 60) -> str:
+        if self._work_dir is None:
+            return "(no log: the node was never started)"
+        return read_log_tail(self._work_dir / "logs", lines)
+
+    def __enter__(self) -> LocalNode:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _make_work_dir(self, home: Path, user: NodeUser | None) -> Path:
+        if self._work_dir is None:
+            self._work_dir = Path(tempfile.mkdtemp(prefix=f"rerank-bridge-{self.engine}-"))
+        work = self._work_dir
+        for name in ("config", "data", "logs", "tmp"):
+            shutil.rmtree(work / name, ignore_errors=True)
+        shutil.copytree(home / "config", work / "config")
+        for name in ("data", "logs", "tmp"):
+            (work / name).mkdir()
+        settings: dict[str, object] = {
+            "cluster.name": f"rerank-bridge-{self.engine}",
+            "node.name": f"rerank-bridge-{self.engine}-0",
+            "path.data": str(work / "data"),
+            "path.logs": str(work / "logs"),
+            **self.spec.base_settings(self.version),
+            **self.extra_settings,
+        }
+        (work / "config" / self.spec.config_file).write_text(render_settings(settings))
+        self._write_jvm_options(work)
+        os.chmod(work, 0o755)
+        chown_tree(work, user)
+        return work
+
+    def _write_jvm_options(self, work: Path) -> None:
+        options = work / "config" / "jvm.options"
+        kept = [
+            line
+            for line in options.read_text().splitlines()
+            if not _DROPPED_JVM_OPTIONS.search(line)
+        ]
+        options.write_text("\n".join(kept) + "\n")
+        extra = work / "config" / "jvm.options.d"
+        extra.mkdir(exist_ok=True)
+        logs = work / "logs"
+        (extra / "rerank-bridge.options").write_text(
+            f"-Xms{self.heap_mb}m\n-Xmx{self.heap_mb}m\n"
+            f"-XX:HeapDumpPath={logs}\n-XX:ErrorFile={logs}/hs_err_pid%p.log\n"
+        )
+
+    def _environment(self, java_home: Path, work: Path) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("ES_", "OPENSEARCH_", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS"))
+        }
+        env.update(
+            {
+                "JAVA_HOME": str(java_home),
+                self.spec.java_home_var: str(java_home),
+                self.spec.java_opts_var: f"-Xms{self.heap_mb}m -Xmx{self.heap_mb}m",
+                self.spec.path_conf_var: str(work / "config"),
+                self.spec.tmpdir_var: str(work / "tmp"),
+                "HOME": str(work),
+            }
+        )
+        return env
+
+    def _remaining(self) -> float:
+        return max(1.0, self._deadline - time.monotonic())
+
+    def _wait_for_port(self, ports_file: Path) -> int:
+        self._deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < self._deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise NodeError(f"the node process exited with code {self._process.returncode}")
+            port = read_port(ports_file)
+            if port is not None:
+                return port
+            time.sleep(0.25)
+        raise NodeError(f"no HTTP port after {self.startup_timeout:.0f}s ({ports_file} missing)")
+
+
+def render_settings(settings: Mapping[str, object]) -> str:
+    """Flat `key: value` YAML; every value is JSON, which YAML reads as the same scalar."""
+    return "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
+
+
+def read_port(ports_file: Path) -> int | None:
+    """The first IPv4 port in a `node.portsfile` file (lines like `127.0.0.1:9200`)."""
+    try:
+        lines = ports_file.read_text().split()
+    except OSError:
+        return None
+    for line in lines:
+        host, _, port = line.rpartition(":")
+        if host and not host.startswith("[") and port.isdigit():
+            return int(port)
+    return None
+
+
+def wait_for_health(
+    url: str, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> str:
+    """Block until `_cluster/health` reports yellow or green; return the status."""
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise NodeError(f"the node process exited with code {process.returncode}")
+        wait_s = max(1, min(30, int(deadline - time.monotonic())))
+        try:
+            body = get_json(
+                f"{url}/_cluster/health?wait_for_status=yellow&timeout={wait_s}s", wait_s + 5
+            )
+        except NodeError as exc:
+            last_error = str(exc)
+            time.sleep(0.5)
+            continue
+        status = str(body.get("status"))
+        if status in ("green", "yellow"):
+            return status
+        last_error = f"cluster status {status}"
+    raise NodeError(f"cluster not healthy after {timeout:.0f}s: {last_error}")
+
+
+def get_json(url: str, timeout: float = 10.0) -> dict[str, Any]:
+    try:
+        with _NO_PROXY.open(url, timeout=timeout) as response:
+            payload = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise NodeError(f"GET {url}: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise NodeError(f"GET {url}: {exc}") from None
+    if isinstance(payload, dict):
+        return payload
+    return {"items": payload}
+
+
+def _has_plugin(url: str, name: str) -> bool:
+    try:
+        body = get_json(f"{url}/_cat/plugins?format=json")
+    except NodeError:
+        return False
+    return any(item.get("component") == name for item in body.get("items", []))
+
+
+def read_log_tail(logs: Path, lines: int = 60) -> str:
+    """The last lines of the console output, plus the server log when the console says little."""
+    parts: list[str] = []
+    for path in [logs / "console.log", *sorted(logs.glob("*.log"))]:
+        if path.name.startswith(("gc", "console")) and path.name != "console.log":
+            continue
+        if path.name == "console.log" and parts:
+            continue
+        try:
+            text = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        if text:
+            parts.append(f"--- last {min(lines, len(text))} lines of {path} ---")
+            parts.extend(text[-lines:])
+        if len(parts) > lines:
+            break
+    return "\n".join(parts) if parts else f"(no log lines under {logs})"
+
+
+# -- process groups ------------------------------------------------------------------------------
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in a process group, read from /proc."""
+    members: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_line = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command: state ppid pgrp ...
+        fields = stat_line.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    if Path("/proc/self/stat").exists():
+        return bool(group_members(pgid))
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def terminate_group(pgid: int, timeout: float = 30.0) -> None:
+    """SIGTERM the group, wait up to `timeout`, then SIGKILL whatever is left."""
+    for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        if not group_alive(pgid):
+            return
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and group_alive(pgid):
+            time.sleep(0.2)
+    if group_alive(pgid):
+        raise NodeError(f"process group {pgid} survived SIGKILL")
