@@ -1,9 +1,10 @@
-"""Convert a BERT-family checkpoint (safetensors + config.json + tokenizer.json) to ONNX, no PyTorch.
+"""Convert a BERT-family checkpoint (safetensors + config.json + tokenizer.json) to ONNX.
 
-``convert_checkpoint`` builds the graph (:mod:`bridge.models.onnx_bert`), checks it against the numpy
-reference forward pass (:mod:`bridge.models.reference`) on a few tokenized inputs, optionally
-quantizes it to int8 with ONNX Runtime and checks the scores stay close, then writes the tokenizer
-files and ``rerank_bridge.json`` (kind, file and output names, max length) beside the model.
+No PyTorch: ``convert_checkpoint`` builds the graph (:mod:`bridge.models.onnx_bert`), checks it
+against the numpy reference forward pass (:mod:`bridge.models.reference`) on a few tokenized
+inputs, optionally quantizes it to int8 with ONNX Runtime and checks the scores stay close, then
+writes the tokenizer files and ``rerank_bridge.json`` (kind, file and output names, max length)
+beside the model.
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ def convert_checkpoint(
     diff = float(np.max(np.abs(fp32_out - expected)))
     if not diff <= REFERENCE_TOLERANCE:
         raise ModelError(
-            f"converted graph of {hf_dir} disagrees with the numpy reference: max abs diff {diff:.3g} "
-            f"> {REFERENCE_TOLERANCE}"
+            f"converted graph of {hf_dir} disagrees with the numpy reference: "
+            f"max abs diff {diff:.3g} > {REFERENCE_TOLERANCE}"
         )
     metadata: dict[str, Any] = {
         "format": 1,
@@ -152,7 +153,7 @@ def _save(model: Any, path: Path) -> None:
 
 
 def quantize(fp32_path: Path, out_path: Path) -> None:
-    """Dynamic int8 quantization (QInt8 weights, per-tensor), the recipe of FlashRank's ``_Q`` files."""
+    """Dynamic int8 quantization (QInt8 weights, per-tensor), like FlashRank's ``_Q`` files."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = out_path.with_name(out_path.name + ".tmp")
@@ -175,7 +176,8 @@ def verification_inputs(ckpt: Checkpoint) -> tuple[dict[str, I64], list[dict[str
     too_big = max(max(ids) for ids, _, _ in rows)
     if too_big >= ckpt.spec.vocab_size:
         raise ModelError(
-            f"tokenizer of {ckpt.directory} yields id {too_big} >= vocab_size {ckpt.spec.vocab_size}"
+            f"tokenizer of {ckpt.directory} yields id {too_big} "
+            f">= vocab_size {ckpt.spec.vocab_size}"
         )
     width = max(len(ids) for ids, _, _ in rows)
     batch = {name: np.zeros((len(rows), width), dtype=np.int64) for name in INPUT_NAMES}
@@ -183,7 +185,7 @@ def verification_inputs(ckpt: Checkpoint) -> tuple[dict[str, I64], list[dict[str
     singles = []
     for row, values in enumerate(rows):
         single = {}
-        for name, value in zip(INPUT_NAMES, values):
+        for name, value in zip(INPUT_NAMES, values, strict=True):
             batch[name][row, : len(value)] = value
             single[name] = np.asarray([value], dtype=np.int64)
         singles.append(single)
@@ -223,18 +225,18 @@ def score_difference(ckpt: Checkpoint, fp32: F32, other: F32) -> float:
 
     def cosines(emb: F32) -> npt.NDArray[np.float32]:
         normed = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-        return normed[:queries] @ normed[queries:].T  # type: ignore[no-any-return]
+        similarities: npt.NDArray[np.float32] = normed[:queries] @ normed[queries:].T
+        return similarities
 
     return float(np.max(np.abs(cosines(fp32) - cosines(other))))
 
 
 def _probabilities(logits: F32) -> npt.NDArray[np.float64]:
+    """What the scorer reports: sigmoid of one logit, else softmax (its last column for two)."""
     values = logits.astype(np.float64)
     if values.shape[1] == 1:
-        return 1.0 / (1.0 + np.exp(-values[:, 0]))  # type: ignore[no-any-return]
+        sigmoid: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-values[:, 0]))
+        return sigmoid
     shifted = np.exp(values - values.max(axis=1, keepdims=True))
-    return (
-        (shifted[:, -1] / shifted.sum(axis=1))
-        if values.shape[1] == 2
-        else shifted / shifted.sum(axis=1, keepdims=True)
-    )  # type: ignore[no-any-return]
+    softmax: npt.NDArray[np.float64] = shifted / shifted.sum(axis=1, keepdims=True)
+    return softmax[:, 1] if values.shape[1] == 2 else softmax

@@ -1,9 +1,9 @@
 """Read a BERT-family checkpoint directory (config.json + safetensors + tokenizer.json) into numpy.
 
-Two layouts are understood: a Hugging Face ``BertForSequenceClassification`` export (a cross-encoder,
-weights under ``bert.``) and a plain ``BertModel`` or sentence-transformers folder (a bi-encoder,
-pooling read from ``1_Pooling/config.json``). Weights keep the PyTorch ``Linear`` orientation
-``[out, in]``; the graph builder and the numpy reference transpose them themselves.
+Two layouts are understood: a Hugging Face ``BertForSequenceClassification`` export (a
+cross-encoder, weights under ``bert.``) and a plain ``BertModel`` or sentence-transformers folder
+(a bi-encoder, pooling read from ``1_Pooling/config.json``). Weights keep the PyTorch ``Linear``
+orientation ``[out, in]``; the graph builder and the numpy reference transpose them themselves.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def missing_files(hf_dir: Path) -> list[str]:
 
 
 def load_checkpoint(hf_dir: Path, kind: Kind | None = None) -> Checkpoint:
-    """Validate ``hf_dir`` and load its config and weights; raise ModelError naming what is wrong."""
+    """Validate ``hf_dir`` and load config and weights; raise ModelError naming what is wrong."""
     if not hf_dir.is_dir():
         raise ModelNotFoundError(f"checkpoint directory {hf_dir} does not exist")
     missing = missing_files(hf_dir)
@@ -136,7 +136,7 @@ def load_checkpoint(hf_dir: Path, kind: Kind | None = None) -> Checkpoint:
 
 
 def detect_kind(config: dict[str, Any], hf_dir: Path, tensors: dict[str, Array]) -> Kind:
-    """Cross for ``*ForSequenceClassification``; bi for ``BertModel`` or a sentence-transformers dir."""
+    """Cross for ``*ForSequenceClassification``; bi for ``BertModel`` or sentence-transformers."""
     architectures = [str(name) for name in config.get("architectures") or []]
     if any(name.endswith("ForSequenceClassification") for name in architectures):
         return "cross"

@@ -1,9 +1,10 @@
 """Build the ONNX graph of a BERT encoder with the ``onnx`` helper API (no PyTorch involved).
 
-Inputs are int64 ``input_ids``, ``attention_mask``, ``token_type_ids`` of shape ``[batch, sequence]``
-(both axes dynamic). A cross-encoder outputs ``logits`` ``[batch, num_labels]``; a bi-encoder outputs
-``sentence_embedding`` ``[batch, hidden]`` (pooled, L2-normalised) and ``last_hidden_state``.
-The math is the one of :mod:`bridge.models.reference`.
+Inputs are int64 ``input_ids``, ``attention_mask``, ``token_type_ids`` of shape
+``[batch, sequence]`` (both axes dynamic). A cross-encoder outputs ``logits``
+``[batch, num_labels]``; a bi-encoder outputs ``sentence_embedding`` ``[batch, hidden]``
+(pooled, L2-normalised) and ``last_hidden_state``. The math is the one of
+:mod:`bridge.models.reference`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 CROSS_OUTPUT = "logits"
 BI_OUTPUT = "sentence_embedding"
 HIDDEN_OUTPUT = "last_hidden_state"
-# LayerNormalization is an ONNX operator from opset 17; 21 is the newest the pinned runtime reads well.
+# LayerNormalization is an ONNX operator from opset 17; the graph uses nothing changed up to 21.
 MIN_OPSET, MAX_OPSET = 17, 21
 
 
@@ -108,7 +109,7 @@ def _embeddings(g: _GraphBuilder, ckpt: Checkpoint) -> str:
 
 
 def _mask_bias(g: _GraphBuilder) -> str:
-    """(1 - mask) * -10000, shaped [batch, 1, 1, seq] to broadcast over heads and query positions."""
+    """(1 - mask) * -10000, shaped [batch, 1, 1, seq] to broadcast over heads and queries."""
     mask = g.op("Cast", ["attention_mask"], "mask_float", to=g.onnx.TensorProto.FLOAT)
     inverted = g.op(
         "Sub", [g.const("one_f", np.array(1.0, dtype=np.float32)), mask], "mask_inverted"
@@ -173,11 +174,21 @@ def _activation(g: _GraphBuilder, x: str, name: str, hint: str) -> str:
     return g.op("Mul", [half_x, one_plus], hint + ".gelu")
 
 
+def _first_token(g: _GraphBuilder, hidden: str) -> str:
+    """hidden[:, 0] as Slice + Squeeze: the runtime rewrites a constant-index Gather wrongly."""
+    zero = g.const("zero_1d", np.array([0], dtype=np.int64))
+    one = g.const("one_1d", np.array([1], dtype=np.int64))
+    first = g.op("Slice", [hidden, zero, one, one], "first_token_3d")
+    return g.op("Squeeze", [first, one], "first_token")
+
+
 def _cross_head(g: _GraphBuilder, hidden: str, ckpt: Checkpoint) -> str:
     w = ckpt.weights
-    assert w.pooler_w is not None and w.pooler_b is not None
-    assert w.classifier_w is not None and w.classifier_b is not None
-    cls = g.op("Gather", [hidden, g.const("cls_index", np.array(0, dtype=np.int64))], "cls", axis=1)
+    assert w.pooler_w is not None
+    assert w.pooler_b is not None
+    assert w.classifier_w is not None
+    assert w.classifier_b is not None
+    cls = _first_token(g, hidden)
     pooled = g.op("Tanh", [g.linear(cls, w.pooler_w, w.pooler_b, "pooler.dense")], "pooled")
     product = g.op("MatMul", [pooled, g.const("classifier.weight", w.classifier_w.T)])
     g.nodes.append(
@@ -191,9 +202,7 @@ def _cross_head(g: _GraphBuilder, hidden: str, ckpt: Checkpoint) -> str:
 def _bi_head(g: _GraphBuilder, hidden: str, ckpt: Checkpoint) -> str:
     axis1 = g.const("axis1", np.array([1], dtype=np.int64))
     if ckpt.pooling == "cls":
-        pooled = g.op(
-            "Gather", [hidden, g.const("cls_index", np.array(0, dtype=np.int64))], "cls", axis=1
-        )
+        pooled = _first_token(g, hidden)
     else:
         mask = g.op("Cast", ["attention_mask"], "pool_mask", to=g.onnx.TensorProto.FLOAT)
         mask = g.op(
@@ -250,9 +259,9 @@ def build_model(ckpt: Checkpoint, opset: int = 17) -> onnx.ModelProto:
         graph,
         opset_imports=[helper.make_opsetid("", opset)],
         producer_name="rerank-bridge",
-        doc_string=f"BERT {ckpt.kind}-encoder converted by rerank-bridge from {ckpt.directory.name}",
+        doc_string=f"BERT {ckpt.kind}-encoder converted from {ckpt.directory.name}",
     )
     # The runtime we pin reads IR 10 at most; newer onnx packages would otherwise stamp a later IR.
     model.ir_version = min(model.ir_version, 10)
     onnx.checker.check_model(model, full_check=False)
-    return model
+    return model  # type: ignore[no-any-return]

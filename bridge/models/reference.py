@@ -35,11 +35,13 @@ def layer_norm(
 ) -> F64:
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight + bias
+    normed: F64 = (x - mean) / np.sqrt(var + eps) * weight + bias
+    return normed
 
 
 def _linear(x: F64, weight: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]) -> F64:
-    return x @ weight.astype(np.float64).T + bias
+    out: F64 = x @ weight.astype(np.float64).T + bias
+    return out
 
 
 def _layer(x: F64, mask_add: F64, w: LayerWeights, spec: BertSpec) -> F64:
@@ -47,7 +49,8 @@ def _layer(x: F64, mask_add: F64, w: LayerWeights, spec: BertSpec) -> F64:
     heads, size = spec.num_heads, spec.head_size
 
     def split(t: F64) -> F64:
-        return t.reshape(batch, seq, heads, size).transpose(0, 2, 1, 3)
+        split_t: F64 = t.reshape(batch, seq, heads, size).transpose(0, 2, 1, 3)
+        return split_t
 
     q = split(_linear(x, w.query_w, w.query_b))
     k = split(_linear(x, w.key_w, w.key_b))
@@ -90,8 +93,10 @@ def cross_logits(
     spec: BertSpec, weights: BertWeights, input_ids: I64, attention_mask: I64, token_type_ids: I64
 ) -> F64:
     """Pooler (tanh dense on [CLS]) then classifier: ``[batch, num_labels]``."""
-    assert weights.pooler_w is not None and weights.pooler_b is not None
-    assert weights.classifier_w is not None and weights.classifier_b is not None
+    assert weights.pooler_w is not None
+    assert weights.pooler_b is not None
+    assert weights.classifier_w is not None
+    assert weights.classifier_b is not None
     hidden = encode(spec, weights, input_ids, attention_mask, token_type_ids)
     pooled = np.tanh(_linear(hidden[:, 0], weights.pooler_w, weights.pooler_b))
     return _linear(pooled, weights.classifier_w, weights.classifier_b)
@@ -113,4 +118,5 @@ def sentence_embedding(
         mask = attention_mask.astype(np.float64)[:, :, None]
         pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
     norm = np.linalg.norm(pooled, axis=1, keepdims=True)
-    return pooled / np.maximum(norm, 1e-12)
+    normalised: F64 = pooled / np.maximum(norm, 1e-12)
+    return normalised

@@ -38,7 +38,7 @@ BI_ENCODER = "all-MiniLM-L6-v2"
 NANO = "cross-nano"
 SMALL = "cross-small"
 FLASHRANK_DIR = "flashrank"
-# Converter output directory -> (FlashRank model name, file name FlashRank's model_file_map expects).
+# Converter output dir -> (FlashRank model name, file name FlashRank's model_file_map expects).
 FLASHRANK_NAMES = {
     NANO: ("ms-marco-TinyBERT-L-2-v2", "flashrank-TinyBERT-L-2-v2.onnx"),
     SMALL: ("ms-marco-MiniLM-L-12-v2", "flashrank-MiniLM-L-12-v2_Q.onnx"),
@@ -197,7 +197,7 @@ def synthesize_nano(dst: Path) -> None:
 
 
 def synthesize_small(dst: Path) -> None:
-    """MiniLM-L12 architecture: all-MiniLM-L6-v2's layers 0..5 then 0..5 again, seeded classifier."""
+    """MiniLM-L12 architecture: all-MiniLM-L6-v2's layers 0..5 twice, plus a seeded classifier."""
     from safetensors.numpy import load_file
 
     source = minilm_checkpoint_dir()
@@ -254,7 +254,8 @@ def _convert(checkpoint: Path, dst: Path, kind: str, int8: bool) -> None:
     metadata = json.loads((dst / METADATA_FILE).read_text(encoding="utf-8"))
     size_mb = onnx_path.stat().st_size / 1e6
     print(
-        f"  converted -> {onnx_path.name} ({size_mb:.1f} MB) in {time.perf_counter() - started:.1f}s; "
+        f"  converted -> {onnx_path.name} ({size_mb:.1f} MB) "
+        f"in {time.perf_counter() - started:.1f}s; "
         f"checks: {json.dumps(metadata['check'])}",
         flush=True,
     )
