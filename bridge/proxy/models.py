@@ -46,6 +46,10 @@ class ModelPool:
         self._locks: dict[ModelKey, asyncio.Lock] = {}
         self.errors: dict[str, str] = {}
 
+    async def scorer(self, model: str, max_length: int | None = None) -> Any:
+        """The scorer itself (for embeddings of kNN query texts), loaded off the event loop."""
+        return await asyncio.to_thread(self._loader, model, max_length)
+
     async def batcher(self, model: str, max_length: int | None = None) -> MicroBatcher:
         """The batcher for ``model``; loads it (off the event loop) on first use."""
         key = (model, max_length)

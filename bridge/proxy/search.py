@@ -1,37 +1,55 @@
 """Rerank routes: `_search` and `_msearch`, adapting HTTP to the pure pipeline (bridge.pipeline).
 
 A search is reranked when its body has a `rerank` section or the URL has `?rerank=true`; both are
-stripped before the engine sees the request. Anything else on these routes goes through untouched,
-byte for byte, as on every other path.
+stripped before the engine sees the request. A search with neither goes through byte for byte, as
+on every other path. The pipeline does the work (plan, texts, scoring runner, fuse, answer); this
+module only reads and writes HTTP and feeds the micro-batcher to the runner as its scorer.
 """
 
 from __future__ import annotations
 
-import gzip
+import asyncio
 import json
+import time
 import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bridge.config import RerankConfig
 from bridge.errors import ConfigError
-from bridge.proxy.app import Proxy
+from bridge.pipeline import (
+    Outcome,
+    Plan,
+    build_answer,
+    failed_outcome,
+    plan_search,
+    score_window_async,
+    with_query_vectors,
+)
+from bridge.proxy.app import BodyTooLargeError, Proxy
+from bridge.proxy.upstream import end_to_end
 
 RERANK_PARAM = "rerank"
 _TRUE = ("", "true")
 _FALSE = ("false",)
+# headers that describe the client's body or encoding, which the proxy rewrites on rerank routes
+_BODY_HEADERS = ("content-length", "content-encoding", "accept-encoding")
+_ANSWER_DROP = ("content-length", "content-encoding")
 
 
 def split_query(query: bytes) -> tuple[bytes, str | None]:
     """The query string without `rerank`, and the `rerank` value (None when absent)."""
     if b"rerank" not in query:
         return query, None
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     value: str | None = None
     kept = []
-    for name, item in pairs:
+    for name, item in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
         if name == RERANK_PARAM:
             value = item.lower()
         else:
@@ -43,37 +61,300 @@ def split_query(query: bytes) -> tuple[bytes, str | None]:
 
 def decode_body(body: bytes, encoding: str | None, limit: int) -> bytes:
     """The request body without its Content-Encoding (gzip/deflate), bounded by ``limit``."""
-    if not encoding or encoding.lower() == "identity":
+    kind = (encoding or "identity").lower().strip()
+    if kind == "identity":
         return body
-    kind = encoding.lower().strip()
     if kind not in ("gzip", "x-gzip", "deflate"):
         raise ConfigError(f"unsupported request Content-Encoding {encoding!r}", field="body")
-    window = 31 if kind != "deflate" else 15
-    decompressor = zlib.decompressobj(window)
+    decompressor = zlib.decompressobj(31 if kind != "deflate" else 15)
     try:
         out = decompressor.decompress(body, limit + 1)
     except zlib.error as exc:
         raise ConfigError(f"cannot decompress request body: {exc}", field="body") from exc
     if len(out) > limit:
-        from bridge.proxy.app import BodyTooLargeError
-
         raise BodyTooLargeError
     return out
 
 
-_ = gzip
+class JsonBodyError(ConfigError):
+    """The body is not the JSON the route needs (ES's own type for unparseable bodies)."""
+
+    error_type = "parse_exception"
+
+
+def parse_object(text: bytes, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except (ValueError, RecursionError) as exc:
+        raise JsonBodyError(f"request body is not valid JSON: {exc}", field=where) from None
+    if not isinstance(value, dict):
+        raise JsonBodyError(f"expected a JSON object, got {type(value).__name__}", field=where)
+    return value
+
+
+def dump(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass
+class SubSearch:
+    """One search to rerank: its plan and, once the engine answered, the outcome."""
+
+    plan: Plan
+    outcome: Outcome | None = None
 
 
 class SearchRoutes:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
 
+    # -- configuration -------------------------------------------------------------------------
+
+    def config_for(self, section: Any, index: str | None) -> RerankConfig:
+        limits = self.proxy.settings.limits
+        defaults = {
+            "max_window": limits.max_window,
+            **self.proxy.settings.rerank_defaults_for(index),
+        }
+        config = RerankConfig.from_value(True if section is None else section, defaults)
+        if config.max_window > limits.max_window:  # a client may lower the limit, never raise it
+            config = replace(config, max_window=limits.max_window)
+        return config
+
+    async def embed_knn(self, plan: Plan) -> Plan:
+        if not plan.embed_texts:
+            return plan
+        scorer = await self.proxy.models.scorer(plan.config.embedding_model)
+        vectors = await asyncio.to_thread(scorer.embed, list(plan.embed_texts))
+        return with_query_vectors(plan, vectors.tolist())
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    async def score(self, sub: SubSearch, response: Mapping[str, Any]) -> None:
+        config = sub.plan.config
+        try:
+            batcher = await self.proxy.models.batcher(config.model, config.max_length)
+        except Exception as exc:
+            sub.outcome = failed_outcome(sub.plan, exc)
+            return
+
+        async def score_fn(query: str, passages: Sequence[str]) -> list[float]:
+            return await batcher.score([(query, passage) for passage in passages])
+
+        sub.outcome = await score_window_async(response, sub.plan, score_fn)
+
+    def record(self, sub: SubSearch) -> str:
+        outcome = sub.outcome or Outcome(status="skipped")
+        model = sub.plan.config.model
+        status = "reranked" if outcome.reranked else "skipped"
+        metrics = self.proxy.metrics
+        metrics.reranks.labels(status, model).inc()
+        if status == "skipped":
+            metrics.skipped.labels(outcome.status).inc()
+        if "total" in outcome.timings_ms:
+            metrics.rerank_seconds.labels(model).observe(outcome.timings_ms["total"] / 1000)
+        return status
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
     async def search(self, request: Request) -> Response:
-        return await self.proxy.passthrough(request)
+        started = time.perf_counter()
+        raw, body, query, flag = await self.read(request)
+        if flag is None and b'"rerank"' not in body:
+            return await self.forward_raw(request, raw)
+        try:
+            payload = parse_object(body, "body")
+        except JsonBodyError:
+            if flag is None:  # not ours to judge: the engine answers with its own error
+                return await self.forward_raw(request, raw)
+            raise
+        section = payload.pop(RERANK_PARAM, None)
+        if flag is None and section is None:
+            return await self.forward_raw(request, raw)
+        if flag in _FALSE or section is False:
+            content = dump(payload) if payload else b""
+            return await self.forward_json(request, query, content, [], started)
+        index = request.path_params.get("index")
+        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        plan = plan_search(payload, self.config_for(section, index), params)
+        plan = await self.embed_knn(plan)
+        sub = SubSearch(plan)
+        engine_query = urlencode(plan.params).encode("latin-1")
+        return await self.forward_json(request, engine_query, dump(plan.body), [sub], started)
 
     async def msearch(self, request: Request) -> Response:
-        return await self.proxy.passthrough(request)
+        started = time.perf_counter()
+        raw, body, query, flag = await self.read(request)
+        if flag is None and b'"rerank"' not in body:
+            return await self.forward_raw(request, raw)
+        try:
+            return await self.msearch_parsed(request, body, query, flag, started)
+        except JsonBodyError:
+            if flag is None:  # not ours to judge: the engine answers with its own error
+                return await self.forward_raw(request, raw)
+            raise
+
+    async def msearch_parsed(
+        self, request: Request, body: bytes, query: bytes, flag: str | None, started: float
+    ) -> Response:
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        if len(lines) % 2:
+            raise ConfigError("expected header and body lines in pairs", field="body")
+        url_index = request.path_params.get("index")
+        out: list[bytes] = []
+        subs: list[SubSearch | None] = []
+        for i in range(0, len(lines), 2):
+            where = f"searches[{i // 2}]"
+            header = parse_object(lines[i], f"{where}.header")
+            payload = parse_object(lines[i + 1], f"{where}.body")
+            section = payload.pop(RERANK_PARAM, None)
+            wanted = section not in (None, False) or (flag in _TRUE and section is not False)
+            if flag in _FALSE:
+                wanted = False
+            if not wanted:
+                out += [lines[i], dump(payload)]
+                subs.append(None)
+                continue
+            index = header.get("index", url_index)
+            if isinstance(index, list):
+                index = ",".join(str(name) for name in index)
+            index = index if isinstance(index, str) else url_index
+            try:
+                plan = plan_search(payload, self.config_for(section, index), {})
+            except ConfigError as exc:
+                raise type(exc)(exc.reason, field=where) from None
+            plan = await self.embed_knn(plan)
+            out += [lines[i], dump(plan.body)]
+            subs.append(SubSearch(plan))
+        content = b"\n".join(out) + b"\n"
+        return await self.forward_json(request, query, content, subs, started, multi=True)
+
+    async def read(self, request: Request) -> tuple[bytes, bytes, bytes, str | None]:
+        """Raw body, decoded body, query string without `rerank`, and the `rerank` flag."""
+        limit = self.proxy.settings.limits.max_body_bytes
+        length = self.proxy.declared_length(request)
+        if length is not None and length > limit:
+            raise BodyTooLargeError
+        raw = await self.proxy.read_body(request)
+        body = decode_body(raw, request.headers.get("content-encoding"), limit)
+        query, flag = split_query(request.scope.get("query_string", b""))
+        return raw, body, query, flag
+
+    async def forward_raw(self, request: Request, raw: bytes) -> Response:
+        """No rerank asked: the client's exact bytes and headers, the engine's exact answer."""
+        answer = await self.proxy.upstream.send(
+            request.method,
+            request.scope.get("raw_path") or request.scope["path"].encode(),
+            request.scope.get("query_string", b""),
+            self.proxy.forward_headers(request),
+            raw or None,
+            stream=True,
+        )
+        response = self.proxy.stream_back(answer)
+        response.raw_headers += _rerank_headers("passthrough", "none", 0.0)
+        return response
+
+    async def forward_json(
+        self,
+        request: Request,
+        query: bytes,
+        content: bytes,
+        subs: Sequence[SubSearch | None],
+        started: float,
+        *,
+        multi: bool = False,
+    ) -> Response:
+        answer = await self.proxy.upstream.send(
+            request.method,
+            request.scope.get("raw_path") or request.scope["path"].encode(),
+            query,
+            _with_content_type(
+                self.proxy.forward_headers(request, drop=_BODY_HEADERS), multi=multi
+            ),
+            content or None,
+            stream=False,
+        )
+        active = [sub for sub in subs if sub is not None]
+        models = ",".join(sorted({sub.plan.config.model for sub in active})) or "none"
+        if not active:
+            return self.answer(answer, answer.content, "passthrough", models, started)
+        engine_json = _json_or_none(answer)
+        if answer.status_code != 200 or engine_json is None:
+            for sub in active:
+                self.record(sub)
+            return self.answer(answer, answer.content, "skipped", models, started)
+        if multi:
+            responses = engine_json.get("responses")
+            if not isinstance(responses, list) or len(responses) != len(subs):
+                return self.answer(answer, answer.content, "skipped", models, started)
+            pending = [
+                (i, sub) for i, sub in enumerate(subs) if sub is not None and _is_ok(responses[i])
+            ]
+            await asyncio.gather(*(self.score(sub, responses[i]) for i, sub in pending))
+            for i, sub in pending:
+                responses[i] = build_answer(responses[i], sub.plan, _outcome(sub))
+        else:
+            sub = active[0]
+            await self.score(sub, engine_json)
+            engine_json = build_answer(engine_json, sub.plan, _outcome(sub))
+        statuses = {self.record(sub) for sub in active}
+        status = "reranked" if statuses == {"reranked"} else "skipped"
+        return self.answer(answer, dump(engine_json), status, models, started)
+
+    def answer(
+        self, engine: httpx.Response, content: bytes, status: str, models: str, started: float
+    ) -> Response:
+        response = Response(content, status_code=engine.status_code)
+        headers = end_to_end(engine.headers.raw, drop=_ANSWER_DROP)
+        took = (time.perf_counter() - started) * 1000
+        response.raw_headers = [
+            *headers,
+            (b"content-length", str(len(content)).encode()),
+            *_rerank_headers(status, models, took),
+        ]
+        return response
+
+
+def _rerank_headers(status: str, model: str, took_ms: float) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-rerank-status", status.encode()),
+        (b"x-rerank-model", model.encode("latin-1", "replace")),
+        (b"x-rerank-took", f"{took_ms:.1f}".encode()),
+    ]
+
+
+def _with_content_type(
+    headers: list[tuple[bytes, bytes]], *, multi: bool
+) -> list[tuple[bytes, bytes]]:
+    """A body the proxy wrote needs a Content-Type the engine accepts, matching `Accept`."""
+    if any(name.lower() == b"content-type" for name, _ in headers):
+        return headers
+    accept = next((v for n, v in headers if n.lower() == b"accept"), b"")
+    if b"vnd.elasticsearch+json" in accept:
+        kind = accept.replace(b"+json", b"+x-ndjson") if multi else accept
+    else:
+        kind = b"application/x-ndjson" if multi else b"application/json"
+    return [*headers, (b"content-type", kind)]
+
+
+def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        value = json.loads(response.content)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _is_ok(response: Any) -> bool:
+    return (
+        isinstance(response, dict)
+        and response.get("status", 200) == 200
+        and "error" not in response
+    )
+
+
+def _outcome(sub: SubSearch) -> Outcome:
+    return sub.outcome or Outcome(status="skipped")
 
 
 __all__ = ["SearchRoutes", "decode_body", "split_query"]
-_unused: Any = json

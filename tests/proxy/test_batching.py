@@ -1,0 +1,117 @@
+"""The micro-batcher: shared runs, order, isolation of failures, limits, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from bridge.proxy.batching import MicroBatcher
+
+Pair = tuple[str, str]
+
+
+class Recorder:
+    """A scorer stand-in: score = len(passage); records the size of every run."""
+
+    def __init__(self, delay_s: float = 0.0, poison: str | None = None) -> None:
+        self.runs: list[int] = []
+        self.delay_s = delay_s
+        self.poison = poison
+        self.lock = threading.Lock()
+
+    def __call__(self, pairs: Sequence[Pair]) -> list[float]:
+        with self.lock:
+            self.runs.append(len(pairs))
+        if self.poison is not None and any(p == self.poison for _, p in pairs):
+            raise ValueError("poisoned passage")
+        time.sleep(self.delay_s)
+        return [float(len(p)) for _, p in pairs]
+
+
+def pairs_for(query: str, *lengths: int) -> list[Pair]:
+    return [(query, "x" * n) for n in lengths]
+
+
+async def test_concurrent_requests_share_one_run() -> None:
+    scorer = Recorder()
+    batcher = MicroBatcher(scorer, name="m", max_wait_s=0.05)
+    await asyncio.gather(*(batcher.score(pairs_for(f"q{i}", 1, 2)) for i in range(8)))
+    await batcher.aclose()
+    assert scorer.runs == [16]
+
+
+async def test_each_caller_gets_its_own_scores_in_order() -> None:
+    batcher = MicroBatcher(Recorder(), name="m", max_wait_s=0.05)
+    results = await asyncio.gather(
+        batcher.score(pairs_for("a", 3, 1, 2)), batcher.score(pairs_for("b", 5, 4))
+    )
+    await batcher.aclose()
+    assert results == [[3.0, 1.0, 2.0], [5.0, 4.0]]
+
+
+async def test_a_failing_request_does_not_fail_its_batch_neighbours() -> None:
+    batcher = MicroBatcher(Recorder(poison="bad"), name="m", max_wait_s=0.05)
+    good, bad = await asyncio.gather(
+        batcher.score(pairs_for("a", 2)),
+        batcher.score([("b", "bad")]),
+        return_exceptions=True,
+    )
+    await batcher.aclose()
+    assert (good, type(bad)) == ([2.0], ValueError)
+
+
+async def test_max_pairs_splits_batches() -> None:
+    scorer = Recorder()
+    batcher = MicroBatcher(scorer, name="m", max_wait_s=0.05, max_pairs=4)
+    await asyncio.gather(*(batcher.score(pairs_for(f"q{i}", 1, 1)) for i in range(4)))
+    await batcher.aclose()
+    assert scorer.runs == [4, 4]
+
+
+async def test_max_tokens_splits_batches() -> None:
+    scorer = Recorder()
+    # each pair estimates to (1 + 400) // 4 + 3 = 103 tokens
+    batcher = MicroBatcher(scorer, name="m", max_wait_s=0.05, max_tokens=250)
+    await asyncio.gather(*(batcher.score(pairs_for(f"q{i}", 400)) for i in range(4)))
+    await batcher.aclose()
+    assert scorer.runs == [2, 2]
+
+
+async def test_disabled_batching_runs_each_request_alone() -> None:
+    scorer = Recorder()
+    batcher = MicroBatcher(scorer, name="m", enabled=False)
+    await asyncio.gather(*(batcher.score(pairs_for(f"q{i}", 1, 2)) for i in range(3)))
+    await batcher.aclose()
+    assert sorted(scorer.runs) == [2, 2, 2]
+
+
+async def test_a_caller_that_times_out_leaves_the_others_served() -> None:
+    batcher = MicroBatcher(Recorder(delay_s=0.2), name="m", max_wait_s=0.01)
+    impatient = asyncio.wait_for(batcher.score(pairs_for("a", 1)), timeout=0.05)
+    patient = batcher.score(pairs_for("b", 2))
+    outcomes = await asyncio.gather(impatient, patient, return_exceptions=True)
+    await batcher.aclose()
+    assert (type(outcomes[0]), outcomes[1]) == (asyncio.TimeoutError, [2.0])
+
+
+async def test_scoring_runs_off_the_event_loop() -> None:
+    batcher = MicroBatcher(Recorder(delay_s=0.3), name="m", max_wait_s=0.001)
+    task = asyncio.ensure_future(batcher.score(pairs_for("a", 1)))
+    ticks = 0
+    while not task.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    await batcher.aclose()
+    assert ticks >= 10
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_empty_request_needs_no_model_run(enabled: bool) -> None:
+    scorer = Recorder()
+    batcher = MicroBatcher(scorer, name="m", enabled=enabled)
+    assert (await batcher.score([]), scorer.runs) == ([], [])
+    await batcher.aclose()
