@@ -54,6 +54,8 @@ class ModelFiles:
     max_length: int
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
+    # How per-token outputs become one vector (bi-encoders): "mean" unless rerank_bridge.json says.
+    pooling: str | None = None
     config: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
     tokenizer_config: dict[str, Any] = field(
         default_factory=dict, hash=False, compare=False, repr=False
@@ -104,7 +106,7 @@ def _candidates(directory: Path) -> list[Path]:
 
 
 def _find_onnx(directory: Path, manifest: dict[str, Any], known: KnownModel | None) -> Path | None:
-    named = manifest.get("onnx") or manifest.get("onnx_file")
+    named = manifest.get("model_file") or manifest.get("onnx") or manifest.get("onnx_file")
     if isinstance(named, str):
         return directory / named
     if known is not None:
@@ -281,6 +283,28 @@ def _num_labels(
     return len(labels) if isinstance(labels, dict) and labels else None
 
 
+def _pooling(kind: Kind, manifest: dict[str, Any], info: TensorInfo) -> str | None:
+    if kind != "bi":
+        return None
+    declared = manifest.get("pooling")
+    if info.shape is not None and len(info.shape) == 2:
+        return None  # the graph pools already
+    return declared if isinstance(declared, str) else "mean"
+
+
+def _cache_hint(directory: Path) -> str:
+    """A FlashRank-style cache holds one folder per model; say so when one is passed as a model."""
+    if not directory.is_dir():
+        return ""
+    names = sorted(n for n in KNOWN_MODELS if (directory / n).is_dir())
+    if not names:
+        return ""
+    return (
+        f" (this looks like a model cache holding {', '.join(names)}: pass a model name with "
+        f"cache_dir={directory}, or the path of one model folder)"
+    )
+
+
 def inspect_directory(
     directory: Path,
     *,
@@ -295,6 +319,7 @@ def inspect_directory(
         if missing:
             raise ModelNotFoundError(
                 f"model directory {directory} is missing: {', '.join(missing)}"
+                + _cache_hint(directory)
             )
     manifest = _read_json(directory / MANIFEST)
     onnx = onnx_path or _find_onnx(directory, manifest, known)
@@ -320,6 +345,7 @@ def inspect_directory(
         max_length=_max_length(manifest, config, tokenizer_config),
         inputs=signature.inputs,
         outputs=signature.outputs,
+        pooling=_pooling(kind, manifest, output),
         config=config,
         tokenizer_config=tokenizer_config,
     )

@@ -261,3 +261,41 @@ def test_cache_defaults_to_the_home_cache_not_tmp(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("RERANK_BRIDGE_CACHE", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     assert default_cache_dir() == Path.home() / ".cache" / "rerank-bridge"
+
+
+# --- converted directories (rerank_bridge.json written by `models convert`) --------------------
+
+
+def test_manifest_model_file_picks_the_quantized_graph(tmp_path: Path) -> None:
+    tiny_onnx(tmp_path / "model.onnx")
+    tiny_onnx(tmp_path / "model_quantized.onnx")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "rerank_bridge.json").write_text(
+        json.dumps({"kind": "cross", "model_file": "model_quantized.onnx", "output": "logits"})
+    )
+    assert resolve_model(tmp_path).onnx_path.name == "model_quantized.onnx"
+
+
+def test_manifest_pooling_applies_to_token_outputs(tmp_path: Path) -> None:
+    tiny_onnx(tmp_path / "model.onnx", outputs=[("last_hidden_state", ("b", "s", 8))])
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "rerank_bridge.json").write_text(json.dumps({"kind": "bi", "pooling": "cls"}))
+    assert resolve_model(tmp_path).pooling == "cls"
+
+
+def test_pooled_output_needs_no_pooling(tmp_path: Path) -> None:
+    tiny_onnx(tmp_path / "model.onnx", outputs=[("sentence_embedding", ("b", 8))])
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "rerank_bridge.json").write_text(json.dumps({"kind": "bi", "pooling": "mean"}))
+    assert resolve_model(tmp_path).pooling is None
+
+
+def test_converted_bi_encoder_resolves(bi_encoder_dir: Path) -> None:
+    files = resolve_model(bi_encoder_dir)
+    assert (files.kind, files.output_name) == ("bi", "sentence_embedding")
+
+
+def test_cache_directory_passed_as_a_model_gets_a_hint(tmp_path: Path) -> None:
+    write_files(tmp_path / DEFAULT_MODEL, flashrank_files(KNOWN_MODELS[DEFAULT_MODEL].onnx_file))
+    with pytest.raises(ModelNotFoundError, match="looks like a model cache"):
+        resolve_model(tmp_path)
