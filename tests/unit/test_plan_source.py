@@ -1,0 +1,89 @@
+"""_source filters: parsing, widening for the engine, restoring client-side like the engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.pipeline.source import SourceFilter, apply_source_filter, parse_source_filter, widen
+
+DOC = {
+    "title": "Drill",
+    "brand": {"name": "Ryobi", "country": "JP"},
+    "price": 99,
+    "reviews": [{"text": "good", "stars": 5}, {"text": "bad", "stars": 1}],
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, SourceFilter()),
+        (True, SourceFilter()),
+        (False, SourceFilter(enabled=False)),
+        ("false", SourceFilter(enabled=False)),
+        ("title,price", SourceFilter(includes=("title", "price"))),
+        (["title"], SourceFilter(includes=("title",))),
+        ({"includes": ["a"], "excludes": ["b"]}, SourceFilter(includes=("a",), excludes=("b",))),
+        ({"include": "a", "exclude": "b"}, SourceFilter(includes=("a",), excludes=("b",))),
+    ],
+)
+def test_parse_body_value(value: Any, expected: SourceFilter) -> None:
+    assert parse_source_filter(value) == expected
+
+
+def test_params_override_body_patterns() -> None:
+    parsed = parse_source_filter(["title"], "price", "brand.*")
+    assert parsed == SourceFilter(includes=("price",), excludes=("brand.*",))
+
+
+def test_unknown_dict_key_is_refused() -> None:
+    with pytest.raises(ConfigError):
+        parse_source_filter({"fields": ["a"]})
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (SourceFilter(includes=("title",)), {"title": "Drill"}),
+        (SourceFilter(includes=("brand",)), {"brand": {"name": "Ryobi", "country": "JP"}}),
+        (SourceFilter(includes=("brand.name",)), {"brand": {"name": "Ryobi"}}),
+        (SourceFilter(includes=("br*",)), {"brand": {"name": "Ryobi", "country": "JP"}}),
+        (SourceFilter(includes=("*.name",)), {"brand": {"name": "Ryobi"}}),
+        (
+            SourceFilter(includes=("reviews.stars",)),
+            {"reviews": [{"stars": 5}, {"stars": 1}]},
+        ),
+        (
+            SourceFilter(excludes=("reviews", "brand.country")),
+            {"title": "Drill", "brand": {"name": "Ryobi"}, "price": 99},
+        ),
+        (SourceFilter(includes=("brand",), excludes=("brand.name",)), {"brand": {"country": "JP"}}),
+        (SourceFilter(includes=("nothing",)), {}),
+    ],
+)
+def test_apply_filter(spec: SourceFilter, expected: dict[str, Any]) -> None:
+    assert apply_source_filter(DOC, spec) == expected
+
+
+def test_widen_adds_needed_fields_to_includes() -> None:
+    assert widen(SourceFilter(includes=("price",)), ["title"]).includes == ("price", "title")
+
+
+def test_widen_drops_excludes_hiding_needed_fields() -> None:
+    widened = widen(SourceFilter(excludes=("title", "reviews")), ["title"])
+    assert widened.excludes == ("reviews",)
+
+
+def test_widen_drops_wildcard_excludes_that_may_hide_needed_fields() -> None:
+    assert widen(SourceFilter(excludes=("ti*",)), ["title"]).excludes == ()
+
+
+def test_widen_disabled_source_asks_only_needed_fields() -> None:
+    assert widen(SourceFilter(enabled=False), ["title"]) == SourceFilter(includes=("title",))
+
+
+def test_widen_without_needed_fields_asks_everything() -> None:
+    assert widen(SourceFilter(includes=("price",)), None) == SourceFilter()
