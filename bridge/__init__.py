@@ -18,6 +18,8 @@ from bridge.errors import (
     UnsupportedSearchError,
     UpstreamError,
 )
+from bridge.ranker import Ranker, RerankRequest
+from bridge.scoring import load_scorer
 
 __version__ = "0.1.0"
 
@@ -30,9 +32,12 @@ __all__ = [
     "ModelError",
     "ModelNotFoundError",
     "OfflineError",
+    "Ranker",
     "RerankConfig",
+    "RerankRequest",
     "RerankTimeout",
     "UnsupportedSearchError",
     "UpstreamError",
     "__version__",
+    "load_scorer",
 ]

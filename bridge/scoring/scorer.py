@@ -1,0 +1,391 @@
+"""Scorers: cross-encoders (pair -> logit -> probability) and bi-encoders (cosine)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from bridge.errors import InputError, ModelError
+from bridge.scoring.batching import Batch, make_batches
+from bridge.scoring.cache import CacheKey, ScoreCache
+from bridge.scoring.session import create_session
+from bridge.scoring.tokenize import PairTokenizer, TextTokenizer, Tokens
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float32]
+ScorerKind = Literal["cross", "bi"]
+
+# Padded tokens per ONNX run. Measured on 2 cores (benchmarks/README.md): small batches of
+# similar length beat one big padded batch; very small ones pay per-run overhead.
+DEFAULT_TOKEN_BUDGET = 4096
+DEFAULT_MAX_BATCH = 64
+DEFAULT_MAX_LENGTH = 512
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """What the wrapper, the proxy and the integrations need from a model."""
+
+    @property
+    def kind(self) -> ScorerKind: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def max_length(self) -> int: ...
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
+
+    def embed(self, texts: Sequence[str]) -> FloatArray: ...
+
+    async def ascore(self, query: str, passages: Sequence[str]) -> list[float]: ...
+
+    async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
+
+
+def _check_text(value: object, index: int, what: str = "text") -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be a string, got {type(value).__name__}", index=index)
+    return value
+
+
+def _check_pairs(pairs: Sequence[tuple[str, str]]) -> None:
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InputError("must be a (query, passage) pair", index=i)
+        _check_text(pair[0], i, "query")
+        _check_text(pair[1], i, "passage")
+
+
+class _OnnxModel:
+    """A session plus the feed/output plumbing shared by both scorer kinds."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        *,
+        output_name: str | None,
+        token_budget: int,
+        max_batch: int,
+    ) -> None:
+        self.session = session
+        self.input_names = {i.name for i in session.get_inputs()}
+        outputs = [o.name for o in session.get_outputs()]
+        if output_name is not None and output_name not in outputs:
+            raise ModelError(f"model has no output {output_name!r} (outputs: {outputs})")
+        self.output_name = output_name or outputs[0]
+        for required in ("input_ids", "attention_mask"):
+            if required not in self.input_names:
+                raise ModelError(
+                    f"model lacks the {required!r} input (has {sorted(self.input_names)})"
+                )
+        self.token_budget = token_budget
+        self.max_batch = max_batch
+
+    def run(self, tokens: Tokens, pad_id: int) -> list[tuple[Batch, npt.NDArray[Any]]]:
+        results = []
+        for batch in make_batches(
+            tokens, token_budget=self.token_budget, max_batch=self.max_batch, pad_id=pad_id
+        ):
+            feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+            if "token_type_ids" in self.input_names:
+                feed["token_type_ids"] = batch.token_type_ids
+            try:
+                (output,) = self.session.run([self.output_name], feed)
+            except Exception as exc:
+                raise ModelError(f"ONNX inference failed: {exc}") from exc
+            results.append((batch, output))
+        return results
+
+
+def _probabilities(logits: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    values = np.asarray(logits, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.shape[1] == 1:
+        result: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-values[:, 0]))
+        return result
+    if values.shape[1] == 2:
+        shifted = values - values.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        result = exp[:, 1] / exp.sum(axis=1)
+        return result
+    raise ModelError(f"cross-encoder output has {values.shape[1]} logits; expected 1 or 2")
+
+
+class _CachedScoring:
+    """Score-cache plumbing shared by both kinds: look up, compute the misses, store."""
+
+    model_name: str
+    cache: ScoreCache | None
+
+    def _compute(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        raise NotImplementedError
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        _check_pairs(pairs)
+        if not pairs:
+            return []
+        if self.cache is None:
+            return self._compute(pairs)
+        keys: list[CacheKey] = [(self.model_name, q, p) for q, p in pairs]
+        found = self.cache.get_many(keys)
+        missing = [i for i, value in enumerate(found) if value is None]
+        if missing:
+            fresh = self._compute([pairs[i] for i in missing])
+            self.cache.put_many([keys[i] for i in missing], fresh)
+            for i, value in zip(missing, fresh, strict=True):
+                found[i] = value
+        return [float(v) for v in found if v is not None]
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        _check_text(query, 0, "query")
+        for i, passage in enumerate(passages):
+            _check_text(passage, i)
+        return self.score_pairs([(query, p) for p in passages])
+
+    async def ascore(self, query: str, passages: Sequence[str]) -> list[float]:
+        return await asyncio.to_thread(self.score, query, passages)
+
+    async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        return await asyncio.to_thread(self.score_pairs, pairs)
+
+
+class CrossEncoderScorer(_CachedScoring):
+    """Scores (query, passage) pairs jointly; 1 logit -> sigmoid, 2 logits -> softmax column 1."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        tokenizer: PairTokenizer,
+        *,
+        model_name: str,
+        output_name: str | None = None,
+        cache: ScoreCache | None = None,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self._model = _OnnxModel(
+            session, output_name=output_name, token_budget=token_budget, max_batch=max_batch
+        )
+        self._tokenizer = tokenizer
+        self.model_name = model_name
+        self.cache = cache
+
+    @property
+    def kind(self) -> ScorerKind:
+        return "cross"
+
+    @property
+    def max_length(self) -> int:
+        return self._tokenizer.max_length
+
+    def _compute(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        tokens = self._tokenizer.encode_pairs(pairs)
+        scores = np.empty(len(pairs), dtype=np.float64)
+        for batch, logits in self._model.run(tokens, self._tokenizer.pad_id):
+            scores[batch.index] = _probabilities(logits)
+        result: list[float] = scores.tolist()
+        return result
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        raise ModelError(f"{self.model_name} is a cross-encoder; embed() needs a bi-encoder")
+
+    async def aembed(self, texts: Sequence[str]) -> FloatArray:
+        return self.embed(texts)
+
+
+def _normalise(vectors: npt.NDArray[Any]) -> FloatArray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    result: FloatArray = vectors / np.maximum(norms, np.float32(1e-12))
+    return result
+
+
+class BiEncoderScorer(_CachedScoring):
+    """Embeds texts (mean-pooled, L2-normalised); a pair's score is the cosine of its embeddings."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        tokenizer: TextTokenizer,
+        *,
+        model_name: str,
+        output_name: str | None = None,
+        cache: ScoreCache | None = None,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self._model = _OnnxModel(
+            session, output_name=output_name, token_budget=token_budget, max_batch=max_batch
+        )
+        self._tokenizer = tokenizer
+        self.model_name = model_name
+        self.cache = cache
+
+    @property
+    def kind(self) -> ScorerKind:
+        return "bi"
+
+    @property
+    def max_length(self) -> int:
+        return self._tokenizer.max_length
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        for i, text in enumerate(texts):
+            _check_text(text, i)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        tokens = self._tokenizer.encode_texts(texts)
+        rows: list[FloatArray] = []
+        index: list[npt.NDArray[np.int64]] = []
+        for batch, output in self._model.run(tokens, self._tokenizer.pad_id):
+            if output.ndim == 3:  # token embeddings: mean-pool over real tokens
+                mask = batch.attention_mask[:, :, None].astype(np.float32)
+                output = (output * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+            rows.append(_normalise(output))
+            index.append(batch.index)
+        stacked = np.concatenate(rows)
+        result: FloatArray = np.empty_like(stacked)
+        result[np.concatenate(index)] = stacked
+        return result
+
+    async def aembed(self, texts: Sequence[str]) -> FloatArray:
+        return await asyncio.to_thread(self.embed, texts)
+
+    def _compute(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        unique = list(dict.fromkeys(t for pair in pairs for t in pair))
+        vectors = self.embed(unique)
+        where = {text: i for i, text in enumerate(unique)}
+        left = vectors[[where[q] for q, _ in pairs]]
+        right = vectors[[where[p] for _, p in pairs]]
+        scores: npt.NDArray[np.float64] = np.einsum("ij,ij->i", left, right).astype(np.float64)
+        result: list[float] = scores.tolist()
+        return result
+
+
+def _default_max_length(config: dict[str, Any]) -> int:
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and positions > 0:
+        return min(positions, DEFAULT_MAX_LENGTH)
+    return DEFAULT_MAX_LENGTH
+
+
+def load_scorer(
+    model: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    max_length: int | None = None,
+    providers: Sequence[str] | None = None,
+    threads: int | None = None,
+    cache_size: int = 0,
+    query_max_tokens: int | None = None,
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    download: bool = True,
+) -> CrossEncoderScorer | BiEncoderScorer:
+    """Resolve ``model`` (a known name or a local directory) and open a scorer for it."""
+    from bridge.models import resolve_model
+
+    cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
+    files = resolve_model(str(model), cache_dir=cache_path, download=download)
+    length = max_length or files.max_length or _default_max_length(files.config)
+    session = create_session(
+        files.onnx_path,
+        providers=providers,
+        threads=threads,
+        cache_dir=cache_path,
+        model_config=files.config,
+    )
+    cache = ScoreCache(cache_size) if cache_size > 0 else None
+    if files.kind == "bi":
+        return BiEncoderScorer(
+            session,
+            TextTokenizer(files.tokenizer_path, max_length=length),
+            model_name=files.name,
+            output_name=files.output_name,
+            cache=cache,
+            token_budget=token_budget,
+        )
+    return CrossEncoderScorer(
+        session,
+        PairTokenizer(files.tokenizer_path, max_length=length, query_max_tokens=query_max_tokens),
+        model_name=files.name,
+        output_name=files.output_name,
+        cache=cache,
+        token_budget=token_budget,
+    )
+
+
+class SharedScorers:
+    """Process-wide registry of loaded scorers keyed by (model, options); each loads once.
+
+    The wrapper, the proxy and the integrations share sessions through ``shared_scorers`` rather
+    than each opening their own copy of the same model.
+    """
+
+    def __init__(self) -> None:
+        self._scorers: dict[tuple[Any, ...], CrossEncoderScorer | BiEncoderScorer] = {}
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(
+        self,
+        model: str | Path,
+        *,
+        cache_dir: str | Path | None = None,
+        max_length: int | None = None,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        cache_size: int = 0,
+    ) -> CrossEncoderScorer | BiEncoderScorer:
+        key = (
+            str(model),
+            str(cache_dir) if cache_dir is not None else None,
+            max_length,
+            tuple(providers) if providers else None,
+            threads,
+            cache_size,
+        )
+        with self._guard:
+            scorer = self._scorers.get(key)
+            if scorer is not None:
+                return scorer
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # loading can take seconds; other keys stay available meanwhile
+            scorer = self._scorers.get(key)
+            if scorer is None:
+                scorer = load_scorer(
+                    model,
+                    cache_dir=cache_dir,
+                    max_length=max_length,
+                    providers=providers,
+                    threads=threads,
+                    cache_size=cache_size,
+                )
+                with self._guard:
+                    self._scorers[key] = scorer
+            return scorer
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._scorers)
+
+    def clear(self) -> None:
+        with self._guard:
+            self._scorers.clear()
+            self._locks.clear()
+
+
+shared_scorers = SharedScorers()

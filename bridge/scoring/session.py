@@ -1,0 +1,196 @@
+"""ONNX Runtime session creation: explicit providers, tuned options, optimised graph cached on disk.
+
+The first load optimises the graph (onnxruntime's transformer fusions when the ``onnx`` package is
+installed, then ORT's own ``ORT_ENABLE_ALL`` pass) and saves the result next to the model, or under
+the cache directory when the model directory is read-only. Later loads read the saved graph with
+optimisation switched off, so they start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from bridge.errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+_PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "dml": "DmlExecutionProvider",
+}
+
+# Bump when the optimisation recipe changes so stale cached graphs are not reused.
+_RECIPE = "v1"
+
+
+def default_threads() -> int:
+    """Cores this process may run on (physical cores on the usual one-thread-per-core servers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_providers(providers: Sequence[str] | None) -> list[str]:
+    """Map short names ("cpu", "cuda") to ORT provider names and check they are available.
+
+    CPU is always appended as the fallback ORT needs for unsupported nodes.
+    """
+    available = ort.get_available_providers()
+    wanted = [_PROVIDER_ALIASES.get(p.lower(), p) for p in (providers or ["cpu"])]
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise ModelError(
+            f"execution provider(s) {missing} not available in this onnxruntime build "
+            f"(available: {available}); install onnxruntime-gpu for CUDA or use providers=['cpu']"
+        )
+    if "CPUExecutionProvider" not in wanted:
+        wanted.append("CPUExecutionProvider")
+    return wanted
+
+
+def session_options(threads: int | None, *, optimize: bool) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if optimize
+        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    options.log_severity_level = 3
+    return options
+
+
+def optimized_graph_path(
+    onnx_path: Path, providers: Sequence[str], cache_dir: Path | None, *, tag: str = ""
+) -> Path:
+    """Where the optimised graph of ``onnx_path`` lives: beside it if writable, else in the cache.
+
+    The name hashes the source file's identity, the ORT version, the providers and the recipe, so
+    a changed model or runtime never picks up a stale graph.
+    """
+    stat = onnx_path.stat()
+    parts = [str(onnx_path.resolve()), str(stat.st_size), str(stat.st_mtime_ns), ort.__version__]
+    key = "|".join([*parts, *providers, _RECIPE, tag])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    name = f"{onnx_path.stem}.optimized-{digest}.onnx"
+    if os.access(onnx_path.parent, os.W_OK):
+        return onnx_path.parent / name
+    if cache_dir is None:
+        from bridge.models.cache import default_cache_dir
+
+        cache_dir = default_cache_dir()
+    return cache_dir / "optimized" / name
+
+
+def create_session(
+    onnx_path: Path,
+    *,
+    providers: Sequence[str] | None = None,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+    model_config: Mapping[str, Any] | None = None,
+    reuse_optimized: bool = True,
+) -> ort.InferenceSession:
+    """Open ``onnx_path`` with explicit providers; optimise once and reuse the saved graph."""
+    resolved = resolve_providers(providers)
+    if not onnx_path.is_file():
+        raise ModelError(f"ONNX file not found: {onnx_path}")
+    config = model_config or {}
+    tag = f"{config.get('num_attention_heads')}x{config.get('hidden_size')}"
+    target = optimized_graph_path(onnx_path, resolved, cache_dir, tag=tag)
+    try:
+        if reuse_optimized and target.is_file():
+            logger.debug("loading optimised graph %s", target)
+            return ort.InferenceSession(
+                str(target), session_options(threads, optimize=False), providers=resolved
+            )
+        return _optimise_and_open(onnx_path, target, resolved, threads, config)
+    except ModelError:
+        raise
+    except Exception as exc:  # onnxruntime raises bare RuntimeError/Fail subclasses
+        raise ModelError(f"could not load ONNX model {onnx_path}: {exc}") from exc
+
+
+def _optimise_and_open(
+    onnx_path: Path,
+    target: Path,
+    providers: list[str],
+    threads: int | None,
+    model_config: Mapping[str, Any],
+) -> ort.InferenceSession:
+    source = _transformer_fused(onnx_path, providers, model_config) or onnx_path
+    options = session_options(threads, optimize=True)
+    temp: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=target.parent)
+        os.close(fd)
+        temp = Path(name)
+        options.optimized_model_filepath = str(temp)
+    except OSError as exc:
+        logger.warning(
+            "cannot save the optimised graph to %s (%s); optimising in memory", target, exc
+        )
+    try:
+        session = ort.InferenceSession(str(source), options, providers=providers)
+        if temp is not None and temp.is_file() and temp.stat().st_size > 0:
+            os.replace(temp, target)  # atomic: concurrent loaders never see a partial file
+            temp = None
+            logger.info("saved optimised graph to %s", target)
+        return session
+    finally:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+        if source != onnx_path:
+            source.unlink(missing_ok=True)
+
+
+def _transformer_fused(
+    onnx_path: Path, providers: list[str], model_config: Mapping[str, Any]
+) -> Path | None:
+    """Fuse attention/LayerNorm/GELU with onnxruntime's transformer optimizer, if ``onnx`` exists.
+
+    Returns a temporary file the caller deletes, or None when fusion is unavailable or fails (the
+    ORT_ENABLE_ALL pass still applies its own fusions then).
+    """
+    if providers[0] != "CPUExecutionProvider":
+        return None
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+    except ImportError:
+        logger.debug("onnx not installed; skipping transformer fusions")
+        return None
+    try:
+        # Attention fusion needs the head count and width; HF config.json names them.
+        num_heads = model_config.get("num_attention_heads", 0)
+        hidden_size = model_config.get("hidden_size", 0)
+        model = optimize_model(
+            str(onnx_path),
+            model_type="bert",
+            num_heads=num_heads if isinstance(num_heads, int) else 0,
+            hidden_size=hidden_size if isinstance(hidden_size, int) else 0,
+            opt_level=0,
+            use_gpu=False,
+        )
+        fd, name = tempfile.mkstemp(prefix="rerank-bridge-fused-", suffix=".onnx")
+        os.close(fd)
+        model.save_model_to_file(name)
+        return Path(name)
+    except Exception as exc:  # the optimizer raises many kinds on unfamiliar graphs
+        logger.info("transformer fusion skipped for %s: %s", onnx_path, exc)
+        return None

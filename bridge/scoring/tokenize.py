@@ -1,0 +1,129 @@
+"""Batch tokenization with `tokenizers`: configured once at load, never mutated per call.
+
+A `Tokenizer` is safe to share between threads as long as nobody changes its truncation or padding
+settings, so both are fixed here at construction and padding is done later, per batch, in numpy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from tokenizers import Tokenizer
+
+from bridge.errors import ModelError
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Unpadded token ids of n sequences, flattened, with each sequence's length."""
+
+    ids: IntArray
+    type_ids: IntArray
+    lengths: IntArray
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+
+def _load(tokenizer_path: Path) -> Tokenizer:
+    try:
+        return Tokenizer.from_file(str(tokenizer_path))
+    except Exception as exc:
+        raise ModelError(f"could not read tokenizer {tokenizer_path}: {exc}") from exc
+
+
+def _model_max_length(tokenizer_path: Path) -> int | None:
+    config = tokenizer_path.parent / "tokenizer_config.json"
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("model_max_length")
+    except (OSError, ValueError):
+        return None
+    # HF writes a huge sentinel (1e30) when there is no limit.
+    return int(value) if isinstance(value, (int, float)) and 0 < value < 1_000_000 else None
+
+
+def _pad_id(tokenizer: Tokenizer) -> int:
+    for token in ("[PAD]", "<pad>", "<PAD>"):
+        token_id = tokenizer.token_to_id(token)
+        if token_id is not None:
+            return int(token_id)
+    return 0
+
+
+def _flatten(encodings: Sequence[object], attr: str, total: int) -> IntArray:
+    chain = itertools.chain.from_iterable(getattr(e, attr) for e in encodings)
+    return np.fromiter(chain, dtype=np.int64, count=total)
+
+
+def _pack(encodings: Sequence[object]) -> Tokens:
+    lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))  # type: ignore[arg-type]
+    total = int(lengths.sum())
+    return Tokens(
+        ids=_flatten(encodings, "ids", total),
+        type_ids=_flatten(encodings, "type_ids", total),
+        lengths=lengths,
+    )
+
+
+class PairTokenizer:
+    """Tokenizes (query, passage) pairs for a cross-encoder.
+
+    Truncation is ``only_second`` by default: the query is kept whole up to ``query_max_tokens``
+    (longer queries are cut to that many tokens first) and the passage gives way.
+    """
+
+    def __init__(
+        self,
+        tokenizer_path: Path,
+        *,
+        max_length: int,
+        query_max_tokens: int | None = None,
+        strategy: str = "only_second",
+    ) -> None:
+        cap = _model_max_length(tokenizer_path)
+        self.max_length = min(max_length, cap) if cap else max_length
+        if self.max_length < 8:
+            raise ModelError(f"max_length {self.max_length} is too small for a cross-encoder")
+        self.query_max_tokens = query_max_tokens or self.max_length // 2
+        self._tokenizer = _load(tokenizer_path)
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=self.max_length, strategy=strategy)
+        # A plain copy with no truncation measures queries for the cap.
+        self._measure = _load(tokenizer_path)
+        self._measure.no_padding()
+        self._measure.no_truncation()
+        self.pad_id = _pad_id(self._tokenizer)
+
+    def _capped(self, query: str) -> str:
+        encoding = self._measure.encode(query, add_special_tokens=False)
+        if len(encoding.ids) <= self.query_max_tokens:
+            return query
+        return query[: encoding.offsets[self.query_max_tokens - 1][1]]
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> Tokens:
+        capped = {q: self._capped(q) for q in {q for q, _ in pairs}}
+        encodings = self._tokenizer.encode_batch([(capped[q], p) for q, p in pairs])
+        return _pack(encodings)
+
+
+class TextTokenizer:
+    """Tokenizes single texts for a bi-encoder (plain truncation to ``max_length``)."""
+
+    def __init__(self, tokenizer_path: Path, *, max_length: int) -> None:
+        cap = _model_max_length(tokenizer_path)
+        self.max_length = min(max_length, cap) if cap else max_length
+        self._tokenizer = _load(tokenizer_path)
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=self.max_length)
+        self.pad_id = _pad_id(self._tokenizer)
+
+    def encode_texts(self, texts: Sequence[str]) -> Tokens:
+        return _pack(self._tokenizer.encode_batch(list(texts)))
