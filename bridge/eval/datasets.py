@@ -143,7 +143,7 @@ def load_beir(directory: Path, split: str = "test") -> Dataset:
         queries=load_queries(directory / "queries.jsonl"),
         qrels=load_beir_qrels(directory / "qrels" / f"{split}.tsv"),
         text_fields=("title", "text"),
-        notes=("Graded qrels as given; unjudged passages count as non-relevant.",),
+        notes=("Graded qrels as given (gain = grade).",),
     )
 
 

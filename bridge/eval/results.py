@@ -30,6 +30,7 @@ class SystemResult:
     window: int | None = None
     fusion: str | None = None
     fallbacks: int = 0  # queries answered in engine order because reranking failed open
+    depth: int | None = None  # hits asked of the engine (recall@window is measured at this depth)
 
     @property
     def label(self) -> str:
@@ -38,6 +39,8 @@ class SystemResult:
             parts.append(self.model)
         if self.window:
             parts.append(f"w={self.window}")
+        elif self.depth:
+            parts.append(f"top {self.depth}")
         if self.fusion and self.fusion != "replace":
             parts.append(self.fusion)
         return " ".join(parts)
