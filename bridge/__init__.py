@@ -18,6 +18,13 @@ from bridge.errors import (
     UnsupportedSearchError,
     UpstreamError,
 )
+from bridge.models import (
+    ModelFiles,
+    default_cache_dir,
+    download_model,
+    known_model_names,
+    resolve_model,
+)
 from bridge.ranker import Ranker, RerankRequest
 from bridge.scoring import load_scorer
 
@@ -30,6 +37,7 @@ __all__ = [
     "FusionConfig",
     "InputError",
     "ModelError",
+    "ModelFiles",
     "ModelNotFoundError",
     "OfflineError",
     "Ranker",
@@ -39,5 +47,9 @@ __all__ = [
     "UnsupportedSearchError",
     "UpstreamError",
     "__version__",
+    "default_cache_dir",
+    "download_model",
+    "known_model_names",
     "load_scorer",
+    "resolve_model",
 ]
