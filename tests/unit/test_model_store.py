@@ -299,3 +299,27 @@ def test_cache_directory_passed_as_a_model_gets_a_hint(tmp_path: Path) -> None:
     write_files(tmp_path / DEFAULT_MODEL, flashrank_files(KNOWN_MODELS[DEFAULT_MODEL].onnx_file))
     with pytest.raises(ModelNotFoundError, match="looks like a model cache"):
         resolve_model(tmp_path)
+
+
+# --- rank-T5-flan: scored pointwise like FlashRank does, or refused clearly --------------------
+
+T5_CONFIG: dict[str, object] = {"architectures": ["T5ForConditionalGeneration"], "model_type": "t5"}
+
+
+def test_rank_t5_pointwise_graph_resolves_without_token_type_ids(tmp_path: Path) -> None:
+    onnx_file = KNOWN_MODELS["rank-T5-flan"].onnx_file
+    write_files(tmp_path / "rank-T5-flan", flashrank_files(onnx_file, config=T5_CONFIG))
+    files = resolve_model("rank-T5-flan", cache_dir=tmp_path, download=False)
+    assert (files.kind, files.input_names) == ("cross", ("input_ids", "attention_mask"))
+
+
+def test_rank_t5_seq2seq_graph_is_refused_with_the_reason(tmp_path: Path) -> None:
+    folder = tmp_path / "rank-T5-flan"
+    write_files(folder, flashrank_files(KNOWN_MODELS["rank-T5-flan"].onnx_file, config=T5_CONFIG))
+    tiny_onnx(
+        folder / KNOWN_MODELS["rank-T5-flan"].onnx_file,
+        inputs=("input_ids", "attention_mask", "decoder_input_ids"),
+        outputs=[("logits", ("b", "t", 32128))],
+    )
+    with pytest.raises(ModelError, match="encoder-decoder or generative graphs are not supported"):
+        resolve_model("rank-T5-flan", cache_dir=tmp_path, download=False)
