@@ -7,6 +7,7 @@ answer slower than the timeout); behaviour against engines is tested with the re
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,7 +28,7 @@ StartProxy = Callable[..., ProxyServer]
 
 @pytest.fixture
 def start_proxy() -> Iterator[StartProxy]:
-    """``start_proxy(upstream_url, **settings_sections)`` -> a running ProxyServer (stopped after)."""
+    """``start_proxy(upstream, **settings_sections)`` -> a running ProxyServer, stopped after."""
     servers: list[ProxyServer] = []
 
     def start(
@@ -63,3 +64,25 @@ def slow_upstream_url() -> Iterator[str]:
     app = Starlette(routes=[Route("/{path:path}", slow, methods=["GET", "POST", "PUT"])])
     with ProxyServer(app) as server:
         yield server.url
+
+
+def _engine(request: pytest.FixtureRequest, env: str, fixture: str) -> str:
+    url = os.environ.get(env)
+    if url:
+        return url.rstrip("/")
+    try:
+        return str(request.getfixturevalue(fixture))
+    except pytest.FixtureLookupError:
+        pytest.skip(f"no {fixture} fixture and {env} is not set")
+
+
+@pytest.fixture(scope="session")
+def es_upstream(request: pytest.FixtureRequest) -> str:
+    """A real Elasticsearch node: RERANK_BRIDGE_TEST_ES_URL, else the `es_url` engine fixture."""
+    return _engine(request, "RERANK_BRIDGE_TEST_ES_URL", "es_url")
+
+
+@pytest.fixture(scope="session")
+def os_upstream(request: pytest.FixtureRequest) -> str:
+    """A real OpenSearch node: RERANK_BRIDGE_TEST_OS_URL, else the `os_url` engine fixture."""
+    return _engine(request, "RERANK_BRIDGE_TEST_OS_URL", "os_url")

@@ -88,7 +88,7 @@ def test_missing_ca_file_is_refused(tmp_path: Path) -> None:
 def test_unparseable_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("upstream = [")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_settings(path)
 
 
