@@ -341,3 +341,16 @@ def test_two_processes_downloading_at_once_end_with_one_good_copy(
         outcomes = [child.communicate(timeout=120) for child in children]
     codes = [child.returncode for child in children]
     assert (codes, len(server.requests), _cache_entries(tmp_path)) == ([0, 0], 1, {NAME}), outcomes
+
+
+def test_progress_falls_back_to_a_stderr_line_without_tqdm(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    good_zip: bytes,
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as in a core install
+    with serve(Reply(good_zip)) as server:
+        _point_at(monkeypatch, server.url)
+        download_model(NAME, cache_dir=tmp_path, progress=True)
+    assert f"downloading {NAME}" in capsys.readouterr().err
