@@ -264,4 +264,5 @@ def build_model(ckpt: Checkpoint, opset: int = 17) -> onnx.ModelProto:
     # The runtime we pin reads IR 10 at most; newer onnx packages would otherwise stamp a later IR.
     model.ir_version = min(model.ir_version, 10)
     onnx.checker.check_model(model, full_check=False)
-    return model  # type: ignore[no-any-return]
+    # Recorded shapes let the runtime fuse Add + LayerNormalization into SkipLayerNormalization.
+    return onnx.shape_inference.infer_shapes(model)  # type: ignore[no-any-return]
