@@ -27,10 +27,12 @@ from bridge.models import (
 )
 from bridge.ranker import Ranker, RerankRequest
 from bridge.scoring import load_scorer
+from bridge.search import AsyncRerankingSearch, RerankingSearch
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncRerankingSearch",
     "BridgeError",
     "ConfigError",
     "DownloadError",
@@ -44,6 +46,7 @@ __all__ = [
     "RerankConfig",
     "RerankRequest",
     "RerankTimeout",
+    "RerankingSearch",
     "UnsupportedSearchError",
     "UpstreamError",
     "__version__",
