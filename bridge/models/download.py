@@ -26,10 +26,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from bridge.errors import DownloadError, ModelNotFoundError, OfflineError
+from bridge.errors import DownloadError, ModelError, ModelNotFoundError, OfflineError
 from bridge.models.cache import default_cache_dir, offline_reason
 from bridge.models.local import missing_files
-from bridge.models.registry import KNOWN_MODELS, KnownModel, known_model_names, model_url
+from bridge.models.registry import (
+    KNOWN_MODELS,
+    UNSUPPORTED_MODELS,
+    KnownModel,
+    known_model_names,
+    model_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +61,8 @@ def download_model(
     Raises ModelNotFoundError (unknown name, before any network), OfflineError, DownloadError.
     """
     known = KNOWN_MODELS.get(name)
+    if name in UNSUPPORTED_MODELS:
+        raise ModelError(f"model {name} is not supported: {UNSUPPORTED_MODELS[name]}")
     if known is None:
         raise ModelNotFoundError(
             f"unknown model {name!r}; downloadable models: {', '.join(known_model_names())}"

@@ -22,7 +22,12 @@ from typing import Any, Literal
 from bridge.errors import ModelError, ModelNotFoundError
 from bridge.models.cache import default_cache_dir
 from bridge.models.onnx_meta import OnnxSignature, TensorInfo, read_signature
-from bridge.models.registry import KNOWN_MODELS, KnownModel, known_model_names
+from bridge.models.registry import (
+    KNOWN_MODELS,
+    UNSUPPORTED_MODELS,
+    KnownModel,
+    known_model_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -391,6 +396,11 @@ def resolve_model(
     if known is None:
         if _looks_like_path(model) or Path(model).exists():
             return _resolve_path(Path(model))
+        if model in UNSUPPORTED_MODELS:
+            raise ModelError(
+                f"model {model} is not supported: {UNSUPPORTED_MODELS[model]}; "
+                f"supported names: {', '.join(known_model_names())}"
+            )
         raise ModelNotFoundError(
             f"unknown model {model!r}: not a local path and not one of "
             f"{', '.join(known_model_names())}"

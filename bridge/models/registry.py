@@ -86,6 +86,13 @@ KNOWN_MODELS: dict[str, KnownModel] = {
 }
 
 
+# FlashRank names rerank-bridge deliberately does not run, with the reason shown to the user.
+UNSUPPORTED_MODELS: dict[str, str] = {
+    "rank_zephyr_7b_v1_full": "FlashRank's listwise LLM reranker (a GGUF file run by llama.cpp); "
+    "rerank-bridge scores query-passage pairs with ONNX cross-encoders or bi-encoders only",
+}
+
+
 def known_model_names() -> list[str]:
     """The downloadable names, default first."""
     return [DEFAULT_MODEL, *sorted(n for n in KNOWN_MODELS if n != DEFAULT_MODEL)]

@@ -323,3 +323,8 @@ def test_rank_t5_seq2seq_graph_is_refused_with_the_reason(tmp_path: Path) -> Non
     )
     with pytest.raises(ModelError, match="encoder-decoder or generative graphs are not supported"):
         resolve_model("rank-T5-flan", cache_dir=tmp_path, download=False)
+
+
+def test_flashrank_listwise_llm_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="listwise LLM reranker"):
+        resolve_model("rank_zephyr_7b_v1_full", cache_dir=tmp_path)
