@@ -1,43 +1,35 @@
-"""What the LangChain and LlamaIndex adapters share: passage text and the rerank window."""
+"""What the framework adapters share: their Ranker, the passage text and the rerank window.
+
+Templates are rendered by the pipeline's own ``passage_texts`` (dot paths, arrays, ``{{``/``}}``),
+so a template means the same in a LangChain compressor as in a ``rerank`` section.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from bridge.config import RerankConfig
 from bridge.errors import ConfigError
+from bridge.pipeline.texts import passage_texts
+from bridge.ranker import Ranker
 
 T = TypeVar("T")
 
 CONTENT_KEY = "page_content"
 
 
-class _BlankMissing(dict[str, Any]):
-    # A document without the field renders it as "" rather than failing the whole rerank.
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-def render_text(template: str | None, content: str, metadata: Mapping[str, Any]) -> str:
-    """The passage text the model reads: the content, or ``template`` filled from the metadata.
-
-    ``{page_content}`` in the template is the document's own text; other ``{names}`` are metadata
-    keys, empty when a document lacks them.
-    """
-    if template is None:
-        return content
-    fields = _BlankMissing(metadata)
-    fields[CONTENT_KEY] = content
-    try:
-        return template.format_map(fields)
-    except (ValueError, IndexError, AttributeError) as exc:
-        raise ConfigError(f"cannot render template {template!r}: {exc}", field="template") from exc
+def open_ranker(model: str, cache_dir: str | None, max_length: int | None) -> Ranker:
+    """A Ranker whose model session is shared process-wide (``bridge.scoring.shared_scorers``)."""
+    if max_length is None:
+        return Ranker(model_name=model, cache_dir=cache_dir)
+    return Ranker(model_name=model, cache_dir=cache_dir, max_length=max_length)
 
 
 def check_template(template: str | None) -> str | None:
-    """Fail at construction, not at the first query, on a malformed template."""
+    """Fail at construction, not at the first query, on a template naming no field."""
     if template is not None:
-        render_text(template, "", {})
+        RerankConfig(template=template)
     return template
 
 
@@ -45,6 +37,20 @@ def check_window(window: int | None) -> int | None:
     if window is not None and window < 1:
         raise ConfigError(f"must be at least 1, got {window}", field="window")
     return window
+
+
+def render_texts(
+    documents: Sequence[tuple[str, Mapping[str, Any]]], template: str | None
+) -> list[str]:
+    """The text of each ``(content, metadata)``: the content, or ``template`` filled from both.
+
+    In the template, ``{page_content}`` is the document's own text and other ``{names}`` are
+    metadata keys (dot paths allowed); a missing key renders as an empty string.
+    """
+    if template is None:
+        return [content for content, _ in documents]
+    hits = [{"_source": {**metadata, CONTENT_KEY: content}} for content, metadata in documents]
+    return passage_texts(hits, RerankConfig(template=template)).texts
 
 
 def in_window(items: Sequence[T], window: int | None) -> Sequence[T]:

@@ -23,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from collections.abc import Sequence
 from typing import Any
 
+from bridge.integrations._passages import open_ranker
 from bridge.ranker import Ranker, RerankRequest
 
 # LlamaIndex's FlashRankRerank default.
@@ -45,11 +46,7 @@ class BridgeRerank(BaseNodePostprocessor):
     _ranker: Ranker = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
-        options = {"cache_dir": self.cache_dir, "max_length": self.max_length}
-        # The Ranker takes its session from bridge.scoring.shared_scorers: one per model and process.
-        self._ranker = Ranker(
-            model_name=self.model, **{k: v for k, v in options.items() if v is not None}
-        )
+        self._ranker = open_ranker(self.model, self.cache_dir, self.max_length)
 
     @classmethod
     def class_name(cls) -> str:
