@@ -97,7 +97,9 @@ class Proxy:
         self, request: Request, *, drop: tuple[str, ...] = ()
     ) -> list[tuple[bytes, bytes]]:
         """Client headers for the engine: minus hop-by-hop, `Host`, the proxy's key and ``drop``."""
-        return end_to_end(request.headers.raw, drop=("host", self.settings.auth.header, *drop))
+        # `Expect: 100-continue` is answered by our server already; httpx cannot relay it
+        hidden = ("host", "expect", self.settings.auth.header, *drop)
+        return end_to_end(request.headers.raw, drop=hidden)
 
     # -- pass-through -----------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""What headers go upstream and come back: end-to-end only, the proxy's own key never forwarded."""
+
+from __future__ import annotations
+
+import ssl
+
+from certifi import where
+from starlette.requests import Request
+
+from bridge.proxy.app import Proxy
+from bridge.proxy.settings import settings_from_mapping
+from bridge.proxy.upstream import Upstream, _verify, end_to_end
+
+
+def request_with(headers: list[tuple[bytes, bytes]]) -> Request:
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": headers, "query_string": b""}
+    return Request(scope)
+
+
+def names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    return [name for name, _ in headers]
+
+
+def test_hop_by_hop_headers_are_removed() -> None:
+    headers = [
+        (b"connection", b"keep-alive, x-private"),
+        (b"keep-alive", b"timeout=5"),
+        (b"transfer-encoding", b"chunked"),
+        (b"x-private", b"1"),
+        (b"x-elastic-product", b"Elasticsearch"),
+        (b"content-encoding", b"gzip"),
+    ]
+    assert names(end_to_end(headers)) == [b"x-elastic-product", b"content-encoding"]
+
+
+def test_repeated_headers_are_all_kept() -> None:
+    headers = [(b"warning", b"299 a"), (b"warning", b"299 b")]
+    assert end_to_end(headers) == headers
+
+
+def test_proxy_key_and_host_are_not_forwarded() -> None:
+    proxy = Proxy(settings_from_mapping({"upstream": "http://es:9200", "auth": {"api_key": "k"}}))
+    request = request_with(
+        [
+            (b"host", b"proxy:8080"),
+            (b"x-bridge-api-key", b"k"),
+            (b"authorization", b"Basic dTpw"),
+            (b"accept-encoding", b"gzip"),
+        ]
+    )
+    assert names(proxy.forward_headers(request)) == [b"authorization", b"accept-encoding"]
+
+
+def test_upstream_client_adds_no_accept_encoding_of_its_own() -> None:
+    upstream = Upstream(settings_from_mapping({"upstream": "http://es:9200"}).upstream)
+    assert "accept-encoding" not in upstream._client.headers
+
+
+def test_path_cannot_change_the_upstream_host() -> None:
+    upstream = Upstream(settings_from_mapping({"upstream": "http://es:9200/prefix"}).upstream)
+    url = upstream.url(b"//evil.example/_search", b"q=x")
+    assert (url.host, url.raw_path) == ("es", b"/prefix//evil.example/_search?q=x")
+
+
+def test_tls_verification_is_on_by_default() -> None:
+    settings = settings_from_mapping({"upstream": "https://es:9200"})
+    assert settings.upstream.verify is True
+
+
+def test_tls_ca_file_builds_a_verifying_context() -> None:
+    settings = settings_from_mapping({"upstream": {"url": "https://es:9200", "ca_file": where()}})
+    context = _verify(settings.upstream)
+    assert (type(context), getattr(context, "verify_mode", None)) == (
+        ssl.SSLContext,
+        ssl.CERT_REQUIRED,
+    )
+
+
+def test_tls_verification_can_be_turned_off() -> None:
+    settings = settings_from_mapping({"upstream": {"url": "https://es:9200", "verify": False}})
+    assert _verify(settings.upstream) is False
