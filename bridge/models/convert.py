@@ -22,7 +22,14 @@ import numpy.typing as npt
 from bridge.errors import ModelError
 from bridge.models import reference
 from bridge.models.convert_weights import Checkpoint, load_checkpoint
-from bridge.models.onnx_bert import BI_OUTPUT, CROSS_OUTPUT, HIDDEN_OUTPUT, INPUT_NAMES, build_model
+from bridge.models.onnx_bert import (
+    BI_OUTPUT,
+    CROSS_OUTPUT,
+    HIDDEN_OUTPUT,
+    INPUT_NAMES,
+    build_model,
+    onnx_module,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -145,10 +152,8 @@ def write_metadata(out_dir: Path, metadata: dict[str, Any]) -> None:
 
 
 def _save(model: Any, path: Path) -> None:
-    import onnx
-
     tmp = path.with_name(path.name + ".tmp")
-    onnx.save(model, str(tmp))
+    onnx_module().save(model, str(tmp))
     os.replace(tmp, path)
 
 

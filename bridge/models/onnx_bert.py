@@ -30,7 +30,8 @@ HIDDEN_OUTPUT = "last_hidden_state"
 MIN_OPSET, MAX_OPSET = 17, 21
 
 
-def _onnx() -> Any:
+def onnx_module() -> Any:
+    """The ``onnx`` package, or a ModelError naming the extra that provides it."""
     try:
         import onnx
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -44,7 +45,7 @@ class _GraphBuilder:
     """Accumulates nodes and initializers; every helper returns the name of its output tensor."""
 
     def __init__(self) -> None:
-        self.onnx = _onnx()
+        self.onnx = onnx_module()
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self._count = 0

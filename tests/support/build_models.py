@@ -139,6 +139,7 @@ def write_checkpoint(dst: Path, config: dict[str, Any], tensors: dict[str, np.nd
     """A Hugging Face-style checkpoint: config.json, model.safetensors, MiniLM's tokenizer files."""
     from safetensors.numpy import save_file
 
+    dst.mkdir(parents=True, exist_ok=True)
     (dst / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     save_file(arrays, str(dst / "model.safetensors"))
