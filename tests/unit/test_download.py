@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import os
 import stat
@@ -354,3 +356,26 @@ def test_progress_falls_back_to_a_stderr_line_without_tqdm(
         _point_at(monkeypatch, server.url)
         download_model(NAME, cache_dir=tmp_path, progress=True)
     assert f"downloading {NAME}" in capsys.readouterr().err
+
+
+def test_pinned_checksum_mismatch_is_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, good_zip: bytes
+) -> None:
+    pinned = dataclasses.replace(KNOWN_MODELS[NAME], sha256="0" * 64)
+    monkeypatch.setitem(KNOWN_MODELS, NAME, pinned)
+    with serve(Reply(good_zip)) as server:
+        _point_at(monkeypatch, server.url)
+        with pytest.raises(DownloadError, match="sha256"):
+            download_model(NAME, cache_dir=tmp_path, progress=False, retries=0)
+
+
+def test_pinned_checksum_match_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, good_zip: bytes
+) -> None:
+    digest = hashlib.sha256(good_zip).hexdigest()
+    pinned = dataclasses.replace(KNOWN_MODELS[NAME], sha256=digest, zip_size=len(good_zip))
+    monkeypatch.setitem(KNOWN_MODELS, NAME, pinned)
+    with serve(Reply(good_zip)) as server:
+        _point_at(monkeypatch, server.url)
+        directory = download_model(NAME, cache_dir=tmp_path, progress=False, retries=0)
+    assert (directory / ONNX).is_file()
