@@ -114,6 +114,9 @@ def convert_checkpoint(
         metadata["normalized"] = True
         metadata["dimension"] = ckpt.spec.hidden_size
     result = fp32_path
+    if not int8:
+        # A quantized file left by an earlier --int8 run would no longer match model.onnx.
+        (out_dir / QUANTIZED_FILE).unlink(missing_ok=True)
     if int8:
         result = out_dir / QUANTIZED_FILE
         quantize(fp32_path, result)
@@ -178,12 +181,16 @@ def verification_inputs(ckpt: Checkpoint) -> tuple[dict[str, I64], list[dict[str
     else:
         encodings = tokenizer.encode_batch([*_QUERIES, *_PASSAGES])
     rows = [(e.ids, e.attention_mask, e.type_ids) for e in encodings]
-    too_big = max(max(ids) for ids, _, _ in rows)
-    if too_big >= ckpt.spec.vocab_size:
-        raise ModelError(
-            f"tokenizer of {ckpt.directory} yields id {too_big} "
-            f">= vocab_size {ckpt.spec.vocab_size}"
-        )
+    for label, column, limit in (
+        ("token id", 0, ckpt.spec.vocab_size),
+        ("token type id", 2, ckpt.spec.type_vocab_size),
+    ):
+        too_big = max(max(row[column]) for row in rows)
+        if too_big >= limit:
+            raise ModelError(
+                f"tokenizer of {ckpt.directory} yields {label} {too_big}, "
+                f"beyond the model's table of {limit}"
+            )
     width = max(len(ids) for ids, _, _ in rows)
     batch = {name: np.zeros((len(rows), width), dtype=np.int64) for name in INPUT_NAMES}
     batch["input_ids"][:] = ckpt.spec.pad_token_id

@@ -108,3 +108,26 @@ def test_unsupported_activation_is_refused_by_name(tmp_path: Path) -> None:
     checkpoint = _checkpoint(tmp_path / "checkpoint", hidden_act="silu")
     with pytest.raises(ModelError, match="silu"):
         load_checkpoint(checkpoint)
+
+
+def test_pair_type_ids_beyond_the_type_table_are_refused(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from bridge.errors import ModelError
+
+    checkpoint = _checkpoint(tmp_path / "checkpoint", type_vocab_size=1)
+    weights = checkpoint / "model.safetensors"
+    tensors = load_file(str(weights))
+    table = "bert.embeddings.token_type_embeddings.weight"
+    tensors[table] = np.ascontiguousarray(tensors[table][:1])
+    save_file(tensors, str(weights))
+    with pytest.raises(ModelError, match="token type id 1"):
+        convert_checkpoint(checkpoint, tmp_path / "out")
+
+
+def test_fp32_conversion_removes_a_stale_quantized_file(tmp_path: Path) -> None:
+    checkpoint = _checkpoint(tmp_path / "checkpoint")
+    out = tmp_path / "out"
+    convert_checkpoint(checkpoint, out, int8=True)
+    convert_checkpoint(checkpoint, out)
+    assert not (out / "model_quantized.onnx").exists()
