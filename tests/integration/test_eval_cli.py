@@ -1,0 +1,205 @@
+"""`rerank-bridge eval` against a real Elasticsearch: outputs, clean-up and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.cli import main
+from bridge.errors import EvalError
+from bridge.eval import runner as runner_module
+
+pytestmark = pytest.mark.integration
+
+DOCS = {
+    "d1": "cordless drill with two batteries",
+    "d2": "hammer drill bits set",
+    "d3": "garden hose reel",
+    "d4": "copper pipe fitting",
+}
+
+
+@pytest.fixture
+def tiny_index(es_client: Any) -> Iterator[str]:
+    name = f"test-eval-{uuid.uuid4().hex[:8]}"
+    es_client.indices.create(
+        index=name, mappings={"properties": {"title": {"type": "text", "analyzer": "standard"}}}
+    )
+    for doc_id, title in DOCS.items():
+        es_client.index(index=name, id=doc_id, document={"title": title})
+    es_client.indices.refresh(index=name)
+    yield name
+    es_client.indices.delete(index=name, ignore_unavailable=True)
+
+
+@pytest.fixture
+def queries_file(tmp_path: Path) -> Path:
+    path = tmp_path / "queries.tsv"
+    path.write_text("q1\tcordless drill\nq2\tgarden hose\nq3\tcopper pipe\n")
+    return path
+
+
+def _eval_index(es_url: str, index: str, queries: Path, qrels: Path, out: Path, model: Path) -> int:
+    return main(
+        [
+            "eval",
+            "--engine",
+            es_url,
+            "--index",
+            index,
+            "--queries",
+            str(queries),
+            "--qrels",
+            str(qrels),
+            "--model",
+            str(model),
+            "--window",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+
+
+def test_missing_index_is_a_one_line_error(
+    es_url: str,
+    queries_file: Path,
+    tmp_path: Path,
+    nano_cross_encoder_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 d1 1\n")
+    code = _eval_index(
+        es_url, "no-such-index-xyz", queries_file, qrels, tmp_path / "o", nano_cross_encoder_dir
+    )
+    err = capsys.readouterr().err
+    assert (code, err.strip().splitlines()) == (
+        2,
+        ["rerank-bridge: error: index 'no-such-index-xyz' does not exist"],
+    )
+
+
+def test_empty_qrels_file_is_a_one_line_error(
+    es_url: str,
+    tiny_index: str,
+    queries_file: Path,
+    tmp_path: Path,
+    nano_cross_encoder_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    qrels = tmp_path / "empty.txt"
+    qrels.write_text("")
+    code = _eval_index(
+        es_url, tiny_index, queries_file, qrels, tmp_path / "o", nano_cross_encoder_dir
+    )
+    err = capsys.readouterr().err
+    assert (code, "Traceback" in err, "qrels file is empty" in err) == (2, False, True)
+
+
+def test_queries_without_judgments_are_counted_in_the_report(
+    es_url: str, tiny_index: str, queries_file: Path, tmp_path: Path, nano_cross_encoder_dir: Path
+) -> None:
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 d1 2\nq2 0 d3 1\n")
+    out = tmp_path / "out"
+    assert _eval_index(es_url, tiny_index, queries_file, qrels, out, nano_cross_encoder_dir) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert (report["queries"], report["warnings"][0]) == (
+        2,
+        "1 queries have no judgments and were skipped",
+    )
+
+
+def test_index_eval_finds_the_relevant_docs_with_bm25(
+    es_url: str, tiny_index: str, queries_file: Path, tmp_path: Path, nano_cross_encoder_dir: Path
+) -> None:
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 d1 2\nq2 0 d3 1\nq3 0 d4 1\n")
+    out = tmp_path / "out"
+    _eval_index(es_url, tiny_index, queries_file, qrels, out, nano_cross_encoder_dir)
+    bm25 = json.loads((out / "results.json").read_text())["systems"][0]
+    assert (bm25["system"], bm25["metrics"]["mrr@10"]) == ("bm25", 1.0)
+
+
+def _indices(es_client: Any) -> set[str]:
+    return set(
+        es_client.indices.get(index="rerank-bridge-eval-cranfield-*", expand_wildcards="all")
+    )
+
+
+@pytest.fixture(scope="module")
+def cranfield_run(
+    es_url: str, cranfield_dir: Path, nano_cross_encoder_dir: Path, tmp_path_factory: Any
+) -> tuple[int, Path]:
+    out = tmp_path_factory.mktemp("cranfield")
+    code = main(
+        [
+            "eval",
+            "--engine",
+            es_url,
+            "--dataset",
+            str(cranfield_dir),
+            "--model",
+            str(nano_cross_encoder_dir),
+            "--window",
+            "5,10",
+            "--max-queries",
+            "5",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    return code, out
+
+
+def test_dataset_eval_writes_results_table_and_plots(cranfield_run: tuple[int, Path]) -> None:
+    code, out = cranfield_run
+    written = sorted(p.name for p in out.iterdir())
+    assert (code, written) == (
+        0,
+        ["ndcg_delta.png", "quality_latency.png", "results.json", "results.md"],
+    )
+
+
+def test_dataset_eval_runs_bm25_and_each_window(cranfield_run: tuple[int, Path]) -> None:
+    systems = json.loads((cranfield_run[1] / "results.json").read_text())["systems"]
+    assert [(s["system"], s["window"]) for s in systems] == [
+        ("bm25", None),
+        ("bm25+rerank", 5),
+        ("bm25+rerank", 10),
+    ]
+
+
+def test_dataset_eval_deletes_its_temporary_index(
+    cranfield_run: tuple[int, Path], es_client: Any
+) -> None:
+    assert _indices(es_client) == set()
+
+
+def test_temporary_index_is_deleted_when_the_eval_fails(
+    es_url: str,
+    es_client: Any,
+    cranfield_dir: Path,
+    nano_cross_encoder_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[set[str]] = []
+
+    def failing_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(_indices(es_client))
+        raise EvalError("injected failure")
+
+    monkeypatch.setattr(runner_module.EvalRunner, "run", failing_run)
+    args = ["--model", str(nano_cross_encoder_dir), "--out", str(tmp_path), "--no-progress"]
+    code = main(["eval", "--engine", es_url, "--dataset", str(cranfield_dir), *args])
+    assert (code, len(seen[0]), _indices(es_client)) == (2, 1, set())
