@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from bridge.errors import ConfigError, ModelError, ModelNotFoundError
 from bridge.models import reference
@@ -37,8 +37,8 @@ def _tokenizer(model_dir: Path) -> Tokenizer:
     return tokenizer
 
 
-def _batch(encodings: list[object]) -> dict[str, np.ndarray]:
-    rows = [(e.ids, e.attention_mask, e.type_ids) for e in encodings]  # type: ignore[attr-defined]
+def _batch(encodings: list[Encoding]) -> dict[str, np.ndarray]:
+    rows = [(e.ids, e.attention_mask, e.type_ids) for e in encodings]
     width = max(len(ids) for ids, _, _ in rows)
     names = ("input_ids", "attention_mask", "token_type_ids")
     batch = {name: np.zeros((len(rows), width), dtype=np.int64) for name in names}
