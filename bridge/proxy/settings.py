@@ -146,8 +146,9 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
             raise ConfigError("must be true or false", field=name)
         return value
     if text.startswith("int"):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError("must be a positive integer", field=name)
+        low = 0 if name.endswith("cache_size") else 1  # a cache of 0 entries turns it off
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"must be an integer >= {low}", field=name)
         return value
     if text.startswith("float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

@@ -1,0 +1,323 @@
+"""Load benchmark for the rerank proxy (loopback only, bounded duration, stops by itself).
+
+Three figures, each with its peer from the same run, printed as JSON lines:
+
+1. pass-through overhead: p50 of a plain `_search` through the proxy minus p50 direct (1 client);
+2. micro-batching: reranked searches/s with batching on vs off (16 clients, no score cache);
+3. load: 32 clients for 60 s of reranked searches through one proxy: errors, p50, p99.
+
+The proxy runs as a real `rerank-bridge serve` subprocess (not in this process, which would share
+the GIL with the load generator). Needs a running Elasticsearch/OpenSearch:
+
+    export RERANK_BRIDGE_TEST_ES_URL=http://127.0.0.1:9200   # or --upstream URL
+    .venv/bin/python benchmarks/proxy_load.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RERANK_BRIDGE_SHARED", REPO.parent / "shared"))
+HOMEDEPOT = SHARED / "data" / "homedepot"
+TRAINED = SHARED / "models" / "homedepot-minilm-l6-ce"
+NANO = REPO / ".cache" / "models" / "cross-nano"
+
+
+def emit(**record: Any) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def products(limit: int) -> list[str]:
+    path = HOMEDEPOT / "products.jsonl"
+    if not path.is_file():
+        words = ["cordless", "drill", "hammer", "hose", "paint", "brush", "saw", "ladder", "valve"]
+        return [f"{words[i % 9]} {words[(i * 7) % 9]} model {i}" for i in range(limit)]
+    titles = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            titles.append(json.loads(line)["title"])
+            if len(titles) >= limit:
+                break
+    return titles
+
+
+def queries(limit: int) -> list[str]:
+    path = HOMEDEPOT / "judgments.tsv"
+    if not path.is_file():
+        return ["drill", "garden hose", "paint brush", "ladder", "saw blade", "shower valve"]
+    seen: dict[str, None] = {}
+    with path.open(encoding="utf-8") as handle:
+        next(handle)
+        for line in handle:
+            seen.setdefault(line.split("\t", 1)[0], None)
+            if len(seen) >= limit:
+                break
+    return list(seen)
+
+
+def load_index(upstream: str, titles: list[str]) -> str:
+    index = f"bench-proxy-{uuid.uuid4().hex[:8]}"
+    mapping = {"mappings": {"properties": {"title": {"type": "text"}}}}
+    httpx.put(f"{upstream}/{index}", json=mapping, timeout=60).raise_for_status()
+    for start in range(0, len(titles), 2000):
+        lines = []
+        for title in titles[start : start + 2000]:
+            lines += ['{"index":{}}', json.dumps({"title": title})]
+        httpx.post(
+            f"{upstream}/{index}/_bulk",
+            content="\n".join(lines) + "\n",
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=120,
+        ).raise_for_status()
+    httpx.post(f"{upstream}/{index}/_refresh", timeout=60).raise_for_status()
+    return index
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ProxyProcess:
+    """`rerank-bridge serve` in a subprocess with its own settings file."""
+
+    def __init__(self, upstream: str, model: str, *, batching: bool) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = {
+            "upstream": {"url": upstream},
+            "batching": {"enabled": batching},
+            "scorer": {"cache_size": 0},  # every pair scored: the cache would flatter both sides
+            "rerank": {"model": model, "fields": ["title"], "window_size": 20, "timeout_ms": 30000},
+        }
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
+            config.write(_toml(settings))
+        self._config_path = config.name
+        env = {**os.environ, "RERANK_BRIDGE_OFFLINE": "1"}
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "serve",
+                "--config",
+                self._config_path,
+                "--port",
+                str(self.port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,  # a file: an unread pipe would fill up and stall the proxy
+        )
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self._log.seek(0)
+                raise SystemExit(f"proxy exited: {self._log.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/_bridge/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("proxy did not become healthy")
+
+    def stop(self) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        os.unlink(self._config_path)
+        self._log.close()
+
+
+def _toml(settings: dict[str, Any]) -> str:
+    lines = []
+    for section, values in settings.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def search_body(query: str, rerank: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"query": {"match": {"title": query}}, "size": 10}
+    if rerank:
+        body["rerank"] = {}
+    return body
+
+
+def overhead(upstream: str, proxy: str, index: str, terms: list[str], rounds: int) -> None:
+    """Sequential plain searches, alternating direct and proxied, same queries."""
+    direct: list[float] = []
+    proxied: list[float] = []
+    with httpx.Client(timeout=30) as client:
+        for i in range(rounds):
+            body = search_body(terms[i % len(terms)], rerank=False)
+            for base, sink in ((upstream, direct), (proxy, proxied)):
+                started = time.perf_counter()
+                client.post(f"{base}/{index}/_search", json=body).raise_for_status()
+                sink.append((time.perf_counter() - started) * 1000)
+    p50_direct, p50_proxy = statistics.median(direct), statistics.median(proxied)
+    emit(
+        figure="passthrough_overhead_ms_p50",
+        value=round(p50_proxy - p50_direct, 3),
+        proxy_p50_ms=round(p50_proxy, 3),
+        direct_p50_ms=round(p50_direct, 3),
+        requests=rounds,
+        target="<= 2 ms",
+    )
+
+
+async def drive(
+    url: str, index: str, terms: list[str], clients: int, duration_s: float, rerank: bool
+) -> dict[str, Any]:
+    """``clients`` concurrent loops for ``duration_s``; latencies of successful requests."""
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    statuses: dict[str, int] = {}
+    stop_at = time.monotonic() + duration_s
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def loop(worker: int) -> None:
+            i = worker
+            while time.monotonic() < stop_at:
+                body = search_body(terms[i % len(terms)], rerank)
+                i += clients
+                started = time.perf_counter()
+                try:
+                    response = await client.post(f"{url}/{index}/_search", json=body)
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                if response.status_code != 200:
+                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+                    continue
+                status = response.headers.get("x-rerank-status", "none")
+                statuses[status] = statuses.get(status, 0) + 1
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        began = time.monotonic()
+        await asyncio.gather(*(loop(w) for w in range(clients)))
+        elapsed = time.monotonic() - began
+    return {
+        "requests": len(latencies),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "rerank_status": statuses,
+        "throughput_rps": round(len(latencies) / elapsed, 2),
+        "p50_ms": round(percentile(latencies, 0.5), 2) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99), 2) if latencies else None,
+        "seconds": round(elapsed, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--upstream", default=os.environ.get("RERANK_BRIDGE_TEST_ES_URL"))
+    parser.add_argument("--model", default=str(TRAINED if TRAINED.is_dir() else NANO))
+    parser.add_argument("--docs", type=int, default=10000)
+    parser.add_argument("--load-seconds", type=float, default=60)
+    parser.add_argument("--load-clients", type=int, default=32)
+    parser.add_argument("--batch-seconds", type=float, default=20)
+    parser.add_argument("--batch-clients", type=int, default=16)
+    parser.add_argument("--overhead-rounds", type=int, default=400)
+    args = parser.parse_args()
+    if not args.upstream:
+        parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
+    upstream = args.upstream.rstrip("/")
+    if not upstream.startswith(("http://127.", "http://localhost")):
+        parser.error("loopback upstreams only")
+
+    terms = queries(2000)
+    index = load_index(upstream, products(args.docs))
+    emit(
+        setup="index",
+        index=index,
+        docs=args.docs,
+        queries=len(terms),
+        model=args.model,
+        cpus=os.cpu_count(),
+        load_average=[round(x, 2) for x in os.getloadavg()],
+    )
+    procs: list[ProxyProcess] = []
+    try:
+        on = ProxyProcess(upstream, args.model, batching=True)
+        off = ProxyProcess(upstream, args.model, batching=False)
+        procs += [on, off]
+        on.wait_ready()
+        off.wait_ready()
+        for proxy in (on, off):  # warm up: model loaded, sessions optimised, pools open
+            asyncio.run(drive(proxy.url, index, terms, 4, 3, rerank=True))
+
+        overhead(upstream, on.url, index, terms, args.overhead_rounds)
+
+        batched = asyncio.run(
+            drive(on.url, index, terms, args.batch_clients, args.batch_seconds, rerank=True)
+        )
+        unbatched = asyncio.run(
+            drive(off.url, index, terms, args.batch_clients, args.batch_seconds, rerank=True)
+        )
+        emit(
+            figure="micro_batching_speedup",
+            value=round(batched["throughput_rps"] / max(unbatched["throughput_rps"], 1e-9), 2),
+            clients=args.batch_clients,
+            batching_on=batched,
+            batching_off=unbatched,
+            target=">= 1.5x",
+        )
+        off.stop()
+        procs.remove(off)
+
+        load = asyncio.run(
+            drive(on.url, index, terms, args.load_clients, args.load_seconds, rerank=True)
+        )
+        emit(figure="load_reranked_search", clients=args.load_clients, target="0 errors", **load)
+        metrics = httpx.get(f"{on.url}/_bridge/metrics").text
+        emit(
+            figure="batch_size_histogram",
+            lines=[
+                line
+                for line in metrics.splitlines()
+                if line.startswith(
+                    ("rerank_bridge_batch_requests_sum", "rerank_bridge_batch_requests_count")
+                )
+            ],
+        )
+    finally:
+        for proxy in procs:
+            proxy.stop()
+        httpx.delete(f"{upstream}/{index}", timeout=60)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
