@@ -26,7 +26,7 @@ ScorerKind = Literal["cross", "bi"]
 
 # Padded tokens per ONNX run. Measured on 2 cores (benchmarks/README.md): small batches of
 # similar length beat one big padded batch; very small ones pay per-run overhead.
-DEFAULT_TOKEN_BUDGET = 4096
+DEFAULT_TOKEN_BUDGET = 2048
 DEFAULT_MAX_BATCH = 64
 DEFAULT_MAX_LENGTH = 512
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,8 +32,18 @@ _PROVIDER_ALIASES = {
     "dml": "DmlExecutionProvider",
 }
 
+_QUANTIZED_OPS = frozenset(
+    {
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
+        "QLinearMatMul",
+        "DynamicQuantizeMatMul",
+        "QAttention",
+    }
+)
+
 # Bump when the optimisation recipe changes so stale cached graphs are not reused.
-_RECIPE = "v1"
+_RECIPE = "v2"
 
 
 def default_threads() -> int:
@@ -61,7 +72,9 @@ def resolve_providers(providers: Sequence[str] | None) -> list[str]:
     return wanted
 
 
-def session_options(threads: int | None, *, optimize: bool) -> ort.SessionOptions:
+def session_options(
+    threads: int | None, *, optimize: bool, spin: bool = False
+) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
@@ -72,6 +85,9 @@ def session_options(threads: int | None, *, optimize: bool) -> ort.SessionOption
         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
     options.log_severity_level = 3
+    # Spinning workers only pay off on an idle machine; under load they steal the cores the
+    # other worker needs (measured: benchmarks/README.md), so they are off unless asked for.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return options
 
 
@@ -83,18 +99,27 @@ def optimized_graph_path(
     The name hashes the source file's identity, the ORT version, the providers and the recipe, so
     a changed model or runtime never picks up a stale graph.
     """
-    stat = onnx_path.stat()
-    parts = [str(onnx_path.resolve()), str(stat.st_size), str(stat.st_mtime_ns), ort.__version__]
+    info = onnx_path.stat()
+    parts = [str(onnx_path.resolve()), str(info.st_size), str(info.st_mtime_ns), ort.__version__]
     key = "|".join([*parts, *providers, _RECIPE, tag])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     name = f"{onnx_path.stem}.optimized-{digest}.onnx"
-    if os.access(onnx_path.parent, os.W_OK):
+    if _writable(onnx_path.parent):
         return onnx_path.parent / name
     if cache_dir is None:
         from bridge.models.cache import default_cache_dir
 
         cache_dir = default_cache_dir()
     return cache_dir / "optimized" / name
+
+
+def _writable(directory: Path) -> bool:
+    # os.access alone says yes to root even for a directory marked read-only (a shared model
+    # folder); the mode bits say what the owner meant.
+    mode = directory.stat().st_mode
+    return os.access(directory, os.W_OK) and bool(
+        mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    )
 
 
 def create_session(
@@ -105,6 +130,7 @@ def create_session(
     cache_dir: Path | None = None,
     model_config: Mapping[str, Any] | None = None,
     reuse_optimized: bool = True,
+    spin: bool = False,
 ) -> ort.InferenceSession:
     """Open ``onnx_path`` with explicit providers; optimise once and reuse the saved graph."""
     resolved = resolve_providers(providers)
@@ -117,9 +143,9 @@ def create_session(
         if reuse_optimized and target.is_file():
             logger.debug("loading optimised graph %s", target)
             return ort.InferenceSession(
-                str(target), session_options(threads, optimize=False), providers=resolved
+                str(target), session_options(threads, optimize=False, spin=spin), providers=resolved
             )
-        return _optimise_and_open(onnx_path, target, resolved, threads, config)
+        return _optimise_and_open(onnx_path, target, resolved, threads, config, spin)
     except ModelError:
         raise
     except Exception as exc:  # onnxruntime raises bare RuntimeError/Fail subclasses
@@ -132,9 +158,10 @@ def _optimise_and_open(
     providers: list[str],
     threads: int | None,
     model_config: Mapping[str, Any],
+    spin: bool,
 ) -> ort.InferenceSession:
-    source = _transformer_fused(onnx_path, providers, model_config) or onnx_path
-    options = session_options(threads, optimize=True)
+    source = _transformer_fused(onnx_path, providers, model_config, target.parent) or onnx_path
+    options = session_options(threads, optimize=True, spin=spin)
     temp: Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +176,7 @@ def _optimise_and_open(
     try:
         session = ort.InferenceSession(str(source), options, providers=providers)
         if temp is not None and temp.is_file() and temp.stat().st_size > 0:
+            temp.chmod(0o644)
             os.replace(temp, target)  # atomic: concurrent loaders never see a partial file
             temp = None
             logger.info("saved optimised graph to %s", target)
@@ -161,7 +189,7 @@ def _optimise_and_open(
 
 
 def _transformer_fused(
-    onnx_path: Path, providers: list[str], model_config: Mapping[str, Any]
+    onnx_path: Path, providers: list[str], model_config: Mapping[str, Any], work_dir: Path
 ) -> Path | None:
     """Fuse attention/LayerNorm/GELU with onnxruntime's transformer optimizer, if ``onnx`` exists.
 
@@ -171,11 +199,17 @@ def _transformer_fused(
     if providers[0] != "CPUExecutionProvider":
         return None
     try:
+        import onnx
         from onnxruntime.transformers.optimizer import optimize_model
     except ImportError:
         logger.debug("onnx not installed; skipping transformer fusions")
         return None
     try:
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+        if any(node.op_type in _QUANTIZED_OPS for node in graph.node):
+            # Measured: on dynamically quantized graphs the fusions change scores (up to 6e-3)
+            # and do not fuse attention, so ORT's own pass is used alone.
+            return None
         # Attention fusion needs the head count and width; HF config.json names them.
         num_heads = model_config.get("num_attention_heads", 0)
         hidden_size = model_config.get("hidden_size", 0)
@@ -187,7 +221,8 @@ def _transformer_fused(
             opt_level=0,
             use_gpu=False,
         )
-        fd, name = tempfile.mkstemp(prefix="rerank-bridge-fused-", suffix=".onnx")
+        work_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".tmp-fused-", suffix=".onnx", dir=work_dir)
         os.close(fd)
         model.save_model_to_file(name)
         return Path(name)
