@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -173,19 +174,28 @@ class Proxy:
             await self.upstream.aclose()
 
 
-def _guard(handler: Callable[[Request], Any], proxy: Proxy) -> Callable[[Request], Any]:
+def _guard(
+    handler: Callable[[Request], Any], proxy: Proxy, *, rerank_route: bool = False
+) -> Callable[[Request], Any]:
     """Typed errors and over-long bodies become ES-shaped answers, whatever the route."""
 
     async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
         try:
             response: Response = await handler(request)
             return response
         except BodyTooLargeError:
-            return payload_too_large(proxy.settings.limits.max_body_bytes)
+            response = payload_too_large(proxy.settings.limits.max_body_bytes)
         except BridgeError as exc:
             if isinstance(exc, UpstreamError):
                 proxy.count_upstream_error(exc)
-            return response_for(exc)
+            response = response_for(exc)
+        if rerank_route:  # the X-Rerank-* headers are on every answer of these routes
+            took = f"{(time.perf_counter() - started) * 1000:.1f}"
+            response.headers.update(
+                {"X-Rerank-Status": "skipped", "X-Rerank-Model": "none", "X-Rerank-Took": took}
+            )
+        return response
 
     return endpoint
 
@@ -204,10 +214,20 @@ def create_app(
     routes = [
         Route("/_bridge/health", proxy.health, methods=["GET"]),
         Route("/_bridge/metrics", proxy.metrics_endpoint, methods=["GET"]),
-        Route("/_search", _guard(search.search, proxy), methods=["GET", "POST"]),
-        Route("/{index}/_search", _guard(search.search, proxy), methods=["GET", "POST"]),
-        Route("/_msearch", _guard(search.msearch, proxy), methods=["GET", "POST"]),
-        Route("/{index}/_msearch", _guard(search.msearch, proxy), methods=["GET", "POST"]),
+        Route("/_search", _guard(search.search, proxy, rerank_route=True), methods=["GET", "POST"]),
+        Route(
+            "/{index}/_search",
+            _guard(search.search, proxy, rerank_route=True),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/_msearch", _guard(search.msearch, proxy, rerank_route=True), methods=["GET", "POST"]
+        ),
+        Route(
+            "/{index}/_msearch",
+            _guard(search.msearch, proxy, rerank_route=True),
+            methods=["GET", "POST"],
+        ),
         Route("/{path:path}", _guard(proxy.passthrough, proxy), methods=ALL_METHODS),
     ]
     middleware = [Middleware(AccessMiddleware, metrics=proxy.metrics)]

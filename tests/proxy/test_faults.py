@@ -88,3 +88,13 @@ def test_metrics_count_upstream_failures(start_proxy: StartProxy, dead_upstream_
     httpx.get(f"{proxy.url}/_cat/indices")
     text = httpx.get(f"{proxy.url}/_bridge/metrics").text
     assert 'rerank_bridge_upstream_errors_total{kind="unreachable"} 1.0' in text
+
+
+def test_rerank_route_errors_carry_the_rerank_headers(
+    start_proxy: StartProxy, dead_upstream_url: str
+) -> None:
+    proxy = start_proxy(dead_upstream_url)
+    response = httpx.post(
+        f"{proxy.url}/idx/_search?rerank=true", json={"query": {"match": {"title": "drill"}}}
+    )
+    assert (response.status_code, response.headers["x-rerank-status"]) == (502, "skipped")
