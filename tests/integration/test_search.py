@@ -268,6 +268,36 @@ def test_es_response_keys_are_the_engines(es: tuple[Any, str], cross_encoder: st
     assert set(_body(answer)) == set(_body(plain))
 
 
+def test_es_highlight_identical_to_plain_request(es: tuple[Any, str], cross_encoder: str) -> None:
+    client, index = es
+    highlight = {"fields": {"title": {}}}
+    plain = _body(client.search(index=index, query=MATCH, highlight=highlight, size=20))
+    expected = {hit["_id"]: hit["highlight"] for hit in plain["hits"]["hits"]}
+    answer = RerankingSearch(client).search(
+        index=index, query=MATCH, highlight=highlight, size=20, rerank=_rerank(cross_encoder)
+    )
+    assert {hit["_id"]: hit["highlight"] for hit in answer["hits"]["hits"]} == expected
+
+
+def test_es_min_score_drops_hits_below_the_model_score(
+    es: tuple[Any, str], cross_encoder: str
+) -> None:
+    client, index = es
+    search = RerankingSearch(client)
+    everything = search.search(
+        index=index, query=MATCH, size=20, rerank=_rerank(cross_encoder, explain=True)
+    )
+    model = sorted(h["_rerank"]["model_score"] for h in everything["hits"]["hits"])
+    threshold = model[len(model) // 2]  # the median: some hits go, some stay
+    kept = [
+        h["_id"] for h in everything["hits"]["hits"] if h["_rerank"]["model_score"] >= threshold
+    ]
+    answer = search.search(
+        index=index, query=MATCH, size=20, rerank=_rerank(cross_encoder, min_score=threshold)
+    )
+    assert _ids(answer) == kept
+
+
 def test_es_explain_shows_engine_score_and_rank(es: tuple[Any, str], cross_encoder: str) -> None:
     client, index = es
     plain = _body(client.search(index=index, query=MATCH, size=20))
