@@ -1,0 +1,76 @@
+"""Operations: the serve command, the access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.proxy.conftest import StartProxy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_access_log_has_no_credentials_or_query(
+    start_proxy: StartProxy, dead_upstream_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = start_proxy(dead_upstream_url)
+    with caplog.at_level(logging.INFO, logger="bridge.proxy.access"):
+        httpx.get(
+            f"{proxy.url}/idx/_doc/1?q=secret-term",
+            headers={"Authorization": "Basic c2VjcmV0OnNlY3JldA=="},
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "bridge.proxy.access"]
+    record = json.loads(lines[-1])
+    assert (record["path"], record["status"], "secret" in lines[-1]) == ("/idx/_doc/1", 502, False)
+
+
+def test_serve_command_runs_a_healthy_proxy(es_upstream: str) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "serve", "--upstream", es_upstream, "--port", str(port)],
+        cwd=REPO,
+        env={**os.environ, "RERANK_BRIDGE_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        status = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/_bridge/health").status_code
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_serve_command_reports_a_bad_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.yaml"
+    config.write_text("upstream: http://127.0.0.1:1\nbatching: {max_wait_ms: -1}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "serve", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, "batching.max_wait_ms" in result.stderr) == (2, True)
