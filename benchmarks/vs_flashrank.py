@@ -1,0 +1,265 @@
+"""bridge.Ranker against FlashRank 0.2.10 on the same ONNX file, same inputs, same run.
+
+Both load the model from a FlashRank-layout cache directory (default: the project-built
+.cache/models/flashrank, see `make models`). For each model and N, every repetition scores one
+request with FlashRank and then the same request with bridge.Ranker, so both see the same machine
+load. Prints one JSON line per (model, N) with p50/p90 of each and the p50 ratio, plus the largest
+score difference between the two on the same passages.
+
+    .venv/bin/python benchmarks/vs_flashrank.py --reps 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = {
+    "nano": "ms-marco-TinyBERT-L-2-v2",
+    "small": "ms-marco-MiniLM-L-12-v2",
+}
+
+_BRANDS = [
+    "DEWALT",
+    "Milwaukee",
+    "Makita",
+    "Ryobi",
+    "Bosch",
+    "Husky",
+    "Kobalt",
+    "Ridgid",
+    "Craftsman",
+    "Stanley",
+    "Behr",
+    "Glacier",
+]
+_PRODUCTS = [
+    "cordless drill kit",
+    "impact driver",
+    "circular saw",
+    "miter saw",
+    "shop vacuum",
+    "garden hose",
+    "patio heater",
+    "ceiling fan",
+    "LED light bulb",
+    "kitchen faucet",
+    "tile cutter",
+    "paint roller",
+    "ladder",
+    "tool chest",
+    "lawn mower",
+    "leaf blower",
+    "water heater",
+    "door lock",
+    "storage shelf",
+    "extension cord",
+]
+_WORDS = [
+    "brushless",
+    "motor",
+    "battery",
+    "lithium-ion",
+    "20V",
+    "MAX",
+    "compact",
+    "lightweight",
+    "steel",
+    "aluminum",
+    "heavy-duty",
+    "variable",
+    "speed",
+    "trigger",
+    "LED",
+    "work",
+    "light",
+    "belt",
+    "clip",
+    "ergonomic",
+    "grip",
+    "charger",
+    "included",
+    "two-year",
+    "warranty",
+    "indoor",
+    "outdoor",
+    "weather",
+    "resistant",
+    "stainless",
+    "finish",
+    "brushed",
+    "nickel",
+    "white",
+    "black",
+    "adjustable",
+    "height",
+    "easy",
+    "installation",
+    "hardware",
+    "mounting",
+    "bracket",
+    "energy",
+    "efficient",
+    "quiet",
+    "operation",
+    "powerful",
+    "suction",
+    "capacity",
+    "gallons",
+    "inches",
+    "feet",
+    "pounds",
+    "durable",
+    "construction",
+    "professional",
+    "grade",
+    "homeowner",
+    "project",
+    "garage",
+    "workshop",
+    "kitchen",
+    "bathroom",
+    "backyard",
+    "deck",
+    "cutting",
+    "drilling",
+    "fastening",
+    "wood",
+    "metal",
+    "masonry",
+    "concrete",
+    "drywall",
+    "tile",
+    "plastic",
+    "precision",
+    "accuracy",
+    "laser",
+    "guide",
+    "bevel",
+    "angle",
+    "blade",
+    "diameter",
+    "teeth",
+    "carbide",
+    "replacement",
+    "accessory",
+]
+_QUERIES = [
+    "cordless drill",
+    "20v impact driver with battery",
+    "outdoor led light fixture",
+    "stainless kitchen faucet pull down",
+    "heavy duty storage shelf garage",
+    "quiet ceiling fan for bedroom",
+    "miter saw with laser guide",
+    "gas lawn mower self propelled",
+]
+
+
+def make_passages(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Product-like passages of 40-200 words: title, brand, then a description."""
+    passages = []
+    for i in range(n):
+        words = rng.randint(40, 200)
+        title = f"{rng.choice(_BRANDS)} {rng.choice(_PRODUCTS)}"
+        body = " ".join(rng.choice(_WORDS) for _ in range(words - len(title.split())))
+        passages.append({"id": i, "text": f"{title}. {body}", "meta": {"sku": 1000 + i}})
+    return passages
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - start) * 1000.0, result
+
+
+def run_model(size: str, args: argparse.Namespace) -> None:
+    from flashrank import Ranker as FlashRanker
+    from flashrank import RerankRequest as FlashRequest
+
+    from bridge import Ranker, RerankRequest
+
+    name = MODELS[size]
+    cache = str(args.cache_dir)
+    flash = FlashRanker(model_name=name, cache_dir=cache, max_length=args.max_length)
+    # FlashRank calls logging.basicConfig(INFO); keep its per-call chatter out of the output.
+    logging.getLogger().setLevel(logging.WARNING)
+    ours = Ranker(
+        model_name=name, cache_dir=cache, max_length=args.max_length, threads=args.threads
+    )
+    rng = random.Random(args.seed)
+    for n in args.ns:
+        requests = [
+            (rng.choice(_QUERIES), make_passages(n, rng)) for _ in range(args.warmup + args.reps)
+        ]
+        flash_ms: list[float] = []
+        ours_ms: list[float] = []
+        max_diff = 0.0
+        for rep, (query, passages) in enumerate(requests):
+            # FlashRank sorts and annotates the list it is given; hand it copies.
+            copies = [dict(p) for p in passages]
+            t_flash, flash_out = timed(lambda: flash.rerank(FlashRequest(query, copies)))  # noqa: B023
+            t_ours, ours_out = timed(lambda: ours.rerank(RerankRequest(query, passages)))  # noqa: B023
+            by_id = {p["id"]: float(p["score"]) for p in flash_out}
+            max_diff = max(max_diff, max(abs(by_id[p["id"]] - p["score"]) for p in ours_out))
+            if rep >= args.warmup:
+                flash_ms.append(t_flash)
+                ours_ms.append(t_ours)
+        line = {
+            "benchmark": "vs_flashrank",
+            "model": size,
+            "model_name": name,
+            "n": n,
+            "max_length": args.max_length,
+            "reps": args.reps,
+            "flashrank_p50_ms": round(statistics.median(flash_ms), 2),
+            "flashrank_p90_ms": round(percentile(flash_ms, 0.9), 2),
+            "bridge_p50_ms": round(statistics.median(ours_ms), 2),
+            "bridge_p90_ms": round(percentile(ours_ms, 0.9), 2),
+            "speedup_p50": round(statistics.median(flash_ms) / statistics.median(ours_ms), 2),
+            "max_score_diff": float(f"{max_diff:.3g}"),
+        }
+        print(json.dumps(line), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["nano", "small"])
+    parser.add_argument("--ns", nargs="+", type=int, default=[10, 20, 50, 100])
+    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=None, help="bridge intra-op threads")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=REPO / ".cache" / "models" / "flashrank",
+        help="FlashRank-layout model cache holding both models",
+    )
+    args = parser.parse_args(argv)
+    for size in args.models:
+        model_dir = args.cache_dir / MODELS[size]
+        if not model_dir.is_dir():
+            print(f"missing {model_dir}: run `make models` first", file=sys.stderr)
+            return 2
+        run_model(size, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
