@@ -564,6 +564,27 @@ def test_os_knn_query_text_is_embedded_and_reranked(
     assert sorted(_ids(answer)) == sorted(_ids(plain))
 
 
+def test_os_lexical_plus_knn_query_is_reranked(
+    opensearch: tuple[Any, str], cross_encoder: str, bi_encoder_dir: Path
+) -> None:
+    client, index = opensearch
+    if not _opensearch_has_knn(client):
+        pytest.skip("the OpenSearch node has no k-NN plugin")
+    vector = [float(x) for x in shared_scorers.get(str(bi_encoder_dir)).embed(["paint"])[0]]
+
+    def body(knn: dict[str, Any]) -> dict[str, Any]:
+        should = [{"match": {"title": "paint"}}, {"knn": {"embedding": {**knn, "k": 5}}}]
+        return {"query": {"bool": {"should": should}}, "size": 8}
+
+    plain = client.search(index=index, body=body({"vector": vector}))
+    answer = RerankingSearch(client, defaults={"embedding_model": str(bi_encoder_dir)}).search(
+        index=index,
+        body=body({"query_text": "paint"}),
+        rerank=_rerank(cross_encoder, window_size=8, explain=True),
+    )
+    assert (sorted(_ids(answer)), answer["rerank"]["query"]) == (sorted(_ids(plain)), "paint")
+
+
 def test_os_timeout_returns_engine_order(opensearch: tuple[Any, str], cross_encoder: str) -> None:
     client, index = opensearch
     plain = client.search(index=index, body={"query": MATCH, "size": 5})
