@@ -205,6 +205,8 @@ class LocalNode:
         self._write_jvm_options(work)
         os.chmod(work, 0o755)
         chown_tree(work, user)
+        if user is not None:
+            check_reachable(work, user)
         return work
 
     def _write_jvm_options(self, work: Path) -> None:
@@ -229,9 +231,9 @@ class LocalNode:
             for key, value in os.environ.items()
             if not key.startswith(("ES_", "OPENSEARCH_", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS"))
         }
+        env.pop("JAVA_HOME", None)  # the engines prefer their own variable and warn about this one
         env.update(
             {
-                "JAVA_HOME": str(java_home),
                 self.spec.java_home_var: str(java_home),
                 self.spec.java_opts_var: f"-Xms{self.heap_mb}m -Xmx{self.heap_mb}m",
                 self.spec.path_conf_var: str(work / "config"),
@@ -254,6 +256,18 @@ class LocalNode:
                 return port
             time.sleep(0.25)
         raise NodeError(f"no HTTP port after {self.startup_timeout:.0f}s ({ports_file} missing)")
+
+
+def check_reachable(path: Path, user: NodeUser) -> None:
+    """The node user must be able to enter every parent of its work dir (e.g. not /root)."""
+    for parent in path.resolve().parents:
+        info = parent.stat()
+        if info.st_uid != user.uid and not info.st_mode & 0o001:
+            raise NodeError(
+                f"node user {user.name!r} cannot enter {parent} "
+                f"(mode {oct(info.st_mode & 0o777)}); "
+                "use a work dir under a world-traversable directory such as /tmp"
+            )
 
 
 def render_settings(settings: Mapping[str, object]) -> str:

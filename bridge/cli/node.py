@@ -1,0 +1,119 @@
+"""`rerank-bridge node start|stop|status`: a detached local Elasticsearch/OpenSearch node."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bridge.errors import NodeError
+from bridge.localnode import DEFAULT_VERSIONS, ENGINES, LocalNode, terminate_group
+from bridge.localnode.process import get_json, group_alive
+from bridge.localnode.state import (
+    NodeState,
+    clear_state,
+    load_state,
+    save_state,
+    state_path,
+    work_dir_for,
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "node",
+        help="run a local Elasticsearch/OpenSearch node (Maven Central integ-test zip)",
+        description="Start, stop or inspect a local single-node cluster on 127.0.0.1.",
+    )
+    actions = parser.add_subparsers(dest="node_command", required=True)
+    for name, handler, help_text in (
+        ("start", _start, "start a node in the background and print its URL"),
+        ("stop", _stop, "stop the node and remove its data"),
+        ("status", _status, "print the node's URL and health, exit 1 when not running"),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument("--engine", choices=sorted(ENGINES), default="elasticsearch")
+        action.set_defaults(handler=handler)
+        if name == "start":
+            action.add_argument(
+                "--version",
+                help="engine version (default: "
+                + ", ".join(f"{engine} {version}" for engine, version in DEFAULT_VERSIONS.items())
+                + ")",
+            )
+            action.add_argument("--heap-mb", type=int, default=512, help="JVM heap (default 512)")
+            action.add_argument(
+                "--timeout", type=float, default=240.0, help="seconds to wait for health"
+            )
+            action.add_argument(
+                "--no-knn", action="store_true", help="OpenSearch: skip the k-NN plugin"
+            )
+
+
+def _running(engine: str) -> NodeState | None:
+    state = load_state(engine)
+    if state is not None and not group_alive(state.pid):
+        _cleanup(state)
+        return None
+    return state
+
+
+def _cleanup(state: NodeState) -> None:
+    shutil.rmtree(Path(state.work_dir), ignore_errors=True)
+    clear_state(state.engine)
+
+
+def _start(args: argparse.Namespace) -> int:
+    existing = _running(args.engine)
+    if existing is not None:
+        print(existing.url)
+        return 0
+    work = work_dir_for(args.engine)
+    work.mkdir(parents=True, exist_ok=True)
+    node = LocalNode(
+        args.engine,
+        args.version,
+        work_dir=work,
+        heap_mb=args.heap_mb,
+        knn=False if args.no_knn else None,
+        startup_timeout=args.timeout,
+    )
+    try:
+        url = node.start()
+    except NodeError:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    assert node.pid is not None
+    save_state(
+        NodeState(
+            engine=args.engine, version=node.version, pid=node.pid, url=url, work_dir=str(work)
+        )
+    )
+    node.detach()
+    print(url)
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    state = load_state(args.engine)
+    if state is None:
+        print(f"no {args.engine} node recorded in {state_path(args.engine)}")
+        return 0
+    terminate_group(state.pid)
+    _cleanup(state)
+    print(f"stopped {args.engine} node (pid {state.pid})")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = _running(args.engine)
+    if state is None:
+        print(f"{args.engine}: not running")
+        return 1
+    try:
+        health = get_json(f"{state.url}/_cluster/health", timeout=10).get("status", "unknown")
+    except NodeError as exc:
+        health = f"not answering ({exc})"
+    print(f"{args.engine} {state.version}: {state.url} pid {state.pid} status {health}")
+    return 0
