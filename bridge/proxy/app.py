@@ -125,8 +125,16 @@ class Proxy:
         return self.stream_back(upstream_response)
 
     def stream_back(self, upstream_response: httpx.Response) -> Response:
+        async def raw_body() -> AsyncIterator[bytes]:
+            # closing here too returns the connection to the pool when the client goes away
+            try:
+                async for chunk in upstream_response.aiter_raw():
+                    yield chunk
+            finally:
+                await upstream_response.aclose()
+
         response = StreamingResponse(
-            upstream_response.aiter_raw(),
+            raw_body(),
             status_code=upstream_response.status_code,
             background=BackgroundTask(upstream_response.aclose),
         )
