@@ -243,9 +243,9 @@ def run(args: argparse.Namespace) -> int:
             client.close()
     console.rule("results")
     for report, files in reports:
-        console.print(markdown_table(report), markup=False, highlight=False)
+        print(markdown_table(report))  # plain print: a markdown table must not be re-wrapped
         for name, path in files.items():
-            console.print(f"  {name}: {path}")
+            print(f"  {name}: {path}")
     if args.update_docs:
         from bridge.eval.docs import update_docs
 
