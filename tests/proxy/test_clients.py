@@ -72,6 +72,14 @@ def test_create_index_and_bulk_load(setup: Setup) -> None:
     assert setup.client.count(index=setup.index)["count"] == len(DOCS)
 
 
+def test_index_exists_answers_head(setup: Setup) -> None:
+    load(setup)
+    assert (
+        bool(setup.client.indices.exists(index=setup.index)),
+        bool(setup.client.indices.exists(index=setup.index + "-missing")),
+    ) == (True, False)
+
+
 def test_get_returns_the_document(setup: Setup) -> None:
     load(setup)
     assert setup.client.get(index=setup.index, id="2")["_source"] == DOCS[2]

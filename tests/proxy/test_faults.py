@@ -98,3 +98,18 @@ def test_rerank_route_errors_carry_the_rerank_headers(
         f"{proxy.url}/idx/_search?rerank=true", json={"query": {"match": {"title": "drill"}}}
     )
     assert (response.status_code, response.headers["x-rerank-status"]) == (502, "skipped")
+
+
+def test_rerank_search_slower_than_timeout_is_504(
+    start_proxy: StartProxy, slow_upstream_url: str
+) -> None:
+    proxy = start_proxy({"url": slow_upstream_url, "timeout_s": 0.3})
+    response = httpx.post(
+        f"{proxy.url}/idx/_search",
+        json={"query": {"match": {"title": "drill"}}, "rerank": {}},
+        timeout=10,
+    )
+    assert (response.status_code, es_error(response)[1]) == (
+        504,
+        "rerank_upstream_timeout_exception",
+    )
