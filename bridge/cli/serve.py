@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+from typing import Any
 
 from bridge.errors import ConfigError
 
@@ -44,6 +46,26 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,  # bridge.proxy.access logs one JSON line per request instead
         server_header=False,
         date_header=False,
-        log_level="info",
+        log_level="DEBUG" if args.verbose else "INFO",
+        log_config=log_config(verbose=args.verbose),
     )
     return 0
+
+
+def log_config(*, verbose: bool) -> dict[str, Any]:
+    """uvicorn's logging plus the package's loggers; applied in every worker process too."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["bridge"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    config["handlers"]["bridge"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "bridge",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["bridge"] = {
+        "handlers": ["bridge"],
+        "level": "DEBUG" if verbose else "INFO",
+        "propagate": False,
+    }
+    return dict(config)
