@@ -181,6 +181,11 @@ def needed_engines(items: list[pytest.Item]) -> set[str]:
     needed: set[str] = set()
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
+        # Tests parametrized over `engine` fetch their client at run time (getfixturevalue).
+        callspec = getattr(item, "callspec", None)
+        engine_param = callspec.params.get("engine") if callspec is not None else None
+        if engine_param in ENGINE_FIXTURES:
+            needed.add(engine_param)
         for engine, fixtures in ENGINE_FIXTURES.items():
             if names & (fixtures | ANY_ENGINE_FIXTURES):
                 needed.add(engine)
