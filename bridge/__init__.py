@@ -13,11 +13,14 @@ from bridge.errors import (
     InputError,
     ModelError,
     ModelNotFoundError,
+    NodeError,
     OfflineError,
     RerankTimeout,
     UnsupportedSearchError,
     UpstreamError,
 )
+from bridge.indexing import bulk_index, create_index, read_homedepot_products
+from bridge.localnode import LocalNode
 from bridge.models import (
     ModelFiles,
     default_cache_dir,
@@ -38,9 +41,11 @@ __all__ = [
     "DownloadError",
     "FusionConfig",
     "InputError",
+    "LocalNode",
     "ModelError",
     "ModelFiles",
     "ModelNotFoundError",
+    "NodeError",
     "OfflineError",
     "Ranker",
     "RerankConfig",
@@ -50,9 +55,12 @@ __all__ = [
     "UnsupportedSearchError",
     "UpstreamError",
     "__version__",
+    "bulk_index",
+    "create_index",
     "default_cache_dir",
     "download_model",
     "known_model_names",
     "load_scorer",
+    "read_homedepot_products",
     "resolve_model",
 ]
