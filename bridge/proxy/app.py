@@ -41,16 +41,10 @@ class BodyTooLargeError(Exception):
 class Proxy:
     """Shared state of one app: settings, upstream pool, models, metrics."""
 
-    def __init__(
-        self,
-        settings: ProxySettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        loader: Loader | None = None,
-    ) -> None:
+    def __init__(self, settings: ProxySettings, *, loader: Loader | None = None) -> None:
         self.settings = settings
         self.metrics = ProxyMetrics()
-        self.upstream = Upstream(settings.upstream, transport=transport)
+        self.upstream = Upstream(settings.upstream)
         self.models = ModelPool(settings.scorer, settings.batching, self.metrics, loader=loader)
 
     # -- request bodies ---------------------------------------------------------------------
@@ -107,21 +101,15 @@ class Proxy:
     async def passthrough(self, request: Request) -> Response:
         length = self.declared_length(request)
         if length is not None and length > self.settings.limits.max_body_bytes:
-            return payload_too_large(self.settings.limits.max_body_bytes)
-        try:
-            upstream_response = await self.upstream.send(
-                request.method,
-                request.scope.get("raw_path") or request.scope["path"].encode(),
-                request.scope.get("query_string", b""),
-                self.forward_headers(request),
-                self.body_stream(request),
-                stream=True,
-            )
-        except BodyTooLargeError:
-            return payload_too_large(self.settings.limits.max_body_bytes)
-        except UpstreamError as exc:
-            self.count_upstream_error(exc)
-            return response_for(exc)
+            raise BodyTooLargeError
+        upstream_response = await self.upstream.send(
+            request.method,
+            request.scope.get("raw_path") or request.scope["path"].encode(),
+            request.scope.get("query_string", b""),
+            self.forward_headers(request),
+            self.body_stream(request),
+            stream=True,
+        )
         return self.stream_back(upstream_response)
 
     def stream_back(self, upstream_response: httpx.Response) -> Response:
@@ -211,31 +199,22 @@ def _guard(
 def create_app(
     settings: ProxySettings,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
     loader: Loader | None = None,
 ) -> Starlette:
-    """The ASGI app. ``transport`` and ``loader`` exist for fault injection in tests only."""
+    """The ASGI app. ``loader`` (model name, max length -> scorer) injects model faults in tests."""
     from bridge.proxy.search import SearchRoutes
 
-    proxy = Proxy(settings, transport=transport, loader=loader)
+    proxy = Proxy(settings, loader=loader)
     search = SearchRoutes(proxy)
+    search_routes = _guard(search.search, proxy, rerank_route=True)
+    msearch_routes = _guard(search.msearch, proxy, rerank_route=True)
     routes = [
         Route("/_bridge/health", proxy.health, methods=["GET"]),
         Route("/_bridge/metrics", proxy.metrics_endpoint, methods=["GET"]),
-        Route("/_search", _guard(search.search, proxy, rerank_route=True), methods=["GET", "POST"]),
-        Route(
-            "/{index}/_search",
-            _guard(search.search, proxy, rerank_route=True),
-            methods=["GET", "POST"],
-        ),
-        Route(
-            "/_msearch", _guard(search.msearch, proxy, rerank_route=True), methods=["GET", "POST"]
-        ),
-        Route(
-            "/{index}/_msearch",
-            _guard(search.msearch, proxy, rerank_route=True),
-            methods=["GET", "POST"],
-        ),
+        Route("/_search", search_routes, methods=["GET", "POST"]),
+        Route("/{index}/_search", search_routes, methods=["GET", "POST"]),
+        Route("/_msearch", msearch_routes, methods=["GET", "POST"]),
+        Route("/{index}/_msearch", msearch_routes, methods=["GET", "POST"]),
         Route("/{path:path}", _guard(proxy.passthrough, proxy), methods=ALL_METHODS),
     ]
     middleware = [Middleware(AccessMiddleware, metrics=proxy.metrics)]

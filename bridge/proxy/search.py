@@ -107,6 +107,7 @@ class SubSearch:
 class SearchRoutes:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
+        self.allowed_models = proxy.settings.allowed_models()
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -119,6 +120,13 @@ class SearchRoutes:
         config = RerankConfig.from_value(True if section is None else section, defaults)
         if config.max_window > limits.max_window:  # a client may lower the limit, never raise it
             config = replace(config, max_window=limits.max_window)
+        allowed = self.allowed_models
+        for name, model in (("model", config.model), ("embedding_model", config.embedding_model)):
+            if model not in allowed:
+                raise ConfigError(
+                    f"model {model!r} is not served by this proxy (see scorer.allowed_models)",
+                    field=f"rerank.{name}",
+                )
         return config
 
     async def embed_knn(self, plan: Plan) -> Plan:

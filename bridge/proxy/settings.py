@@ -75,6 +75,9 @@ class ScorerSettings:
     cache_size: int = 10000
     threads: int | None = None
     cache_dir: str | None = None
+    # models clients may name in `rerank.model`; None: the configured ones plus FlashRank's names
+    # (never an arbitrary local path from a request)
+    allowed_models: tuple[str, ...] | None = None
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -104,9 +107,23 @@ class ProxySettings:
         return merged
 
     def models(self) -> list[str]:
-        """Every model the configuration names (preloaded at start-up)."""
+        """Every reranking model the configuration names (preloaded at start-up)."""
         names = [self.rerank.get("model")] + [o.get("model") for o in self.indices.values()]
         return sorted({n for n in names if isinstance(n, str) and n})
+
+    def allowed_models(self) -> frozenset[str]:
+        """Model names a request may ask for (`scorer.allowed_models`, else configured + known)."""
+        if self.scorer.allowed_models is not None:
+            return frozenset(self.scorer.allowed_models)
+        from bridge.config import DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL
+        from bridge.models import known_model_names
+
+        sections = [self.rerank, *self.indices.values()]
+        embedding = [s.get("embedding_model") for s in sections]
+        configured = {n for n in [*self.models(), *embedding] if isinstance(n, str)}
+        return frozenset(
+            {*configured, *known_model_names(), DEFAULT_MODEL, DEFAULT_EMBEDDING_MODEL}
+        )
 
 
 def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -154,6 +171,10 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError("must be a non-negative number", field=name)
         return float(value)
+    if text.startswith("tuple"):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError("must be a list of strings", field=name)
+        return tuple(value)
     if text.startswith("str"):
         if not isinstance(value, str):
             raise ConfigError("must be a string", field=name)

@@ -57,9 +57,7 @@ def _verify(settings: UpstreamSettings) -> ssl.SSLContext | bool:
 class Upstream:
     """Forwards requests to the configured engine and maps transport failures to typed errors."""
 
-    def __init__(
-        self, settings: UpstreamSettings, *, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
         self.base = httpx.URL(settings.url)
         self._client = httpx.AsyncClient(
@@ -71,7 +69,6 @@ class Upstream:
             ),
             follow_redirects=False,
             trust_env=False,
-            transport=transport,
         )
         # httpx adds Accept/Accept-Encoding/User-Agent by default; a proxy must send only the
         # client's own (an unrequested gzip answer would reach a client that cannot read it)

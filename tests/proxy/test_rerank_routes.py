@@ -311,3 +311,13 @@ def test_health_lists_the_loaded_model(
 ) -> None:
     body = httpx.get(f"{proxy.url}/_bridge/health").json()
     assert (body["status"], body["models"]) == ("ok", {str(nano_cross_encoder_dir): "loaded"})
+
+
+def test_request_cannot_load_an_arbitrary_model_path(
+    proxy: ProxyServer, es_index: str, tmp_path: Path
+) -> None:
+    response = search(proxy, es_index, {"query": QUERY, "rerank": {"model": str(tmp_path)}})
+    assert (response.status_code, "rerank.model" in response.json()["error"]["reason"]) == (
+        400,
+        True,
+    )

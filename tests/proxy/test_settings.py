@@ -124,3 +124,26 @@ def test_models_lists_every_configured_model(tmp_path: Path) -> None:
     path = tmp_path / "proxy.yaml"
     path.write_text(YAML)
     assert load_settings(path).models() == ["homedepot", "tiny"]
+
+
+def test_requests_may_name_configured_and_known_models_only() -> None:
+    settings = settings_from_mapping(
+        {"upstream": "http://x:9200", "rerank": {"model": "/srv/models/mine"}}
+    )
+    allowed = settings.allowed_models()
+    assert (
+        "/srv/models/mine" in allowed,
+        "ms-marco-MiniLM-L-12-v2" in allowed,
+        "/tmp/x" in allowed,
+    ) == (
+        True,
+        True,
+        False,
+    )
+
+
+def test_allowed_models_setting_replaces_the_default_list() -> None:
+    settings = settings_from_mapping(
+        {"upstream": "http://x:9200", "scorer": {"allowed_models": ["only-this"]}}
+    )
+    assert settings.allowed_models() == frozenset({"only-this"})
