@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.config import RerankConfig
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, ModelError
 from bridge.pipeline import (
     Outcome,
     Plan,
@@ -129,11 +129,18 @@ class SearchRoutes:
                 )
         return config
 
-    async def embed_knn(self, plan: Plan) -> Plan:
+    async def embed_knn(self, plan: Plan, section: Any) -> Plan:
+        """Replace kNN `query_text` by its embedding (the engine only takes vectors)."""
         if not plan.embed_texts:
             return plan
-        scorer = await self.proxy.models.scorer(plan.config.embedding_model)
-        vectors = await asyncio.to_thread(scorer.embed, list(plan.embed_texts))
+        try:
+            scorer = await self.proxy.models.scorer(plan.config.embedding_model)
+            vectors = await asyncio.to_thread(scorer.embed, list(plan.embed_texts))
+        except ModelError as exc:
+            if isinstance(section, Mapping) and "embedding_model" in section:
+                # the request chose this model (e.g. a cross-encoder): its mistake, not ours
+                raise ConfigError(str(exc), field="rerank.embedding_model") from exc
+            raise
         return with_query_vectors(plan, vectors.tolist())
 
     # -- scoring -------------------------------------------------------------------------------
@@ -185,7 +192,7 @@ class SearchRoutes:
         index = request.path_params.get("index")
         params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
         plan = plan_search(payload, self.config_for(section, index), params)
-        plan = await self.embed_knn(plan)
+        plan = await self.embed_knn(plan, section)
         sub = SubSearch(plan)
         engine_query = urlencode(plan.params).encode("latin-1")
         return await self.forward_json(request, engine_query, dump(plan.body), [sub], started)
@@ -220,7 +227,7 @@ class SearchRoutes:
             if flag in _FALSE:
                 wanted = False
             if not wanted:
-                out += [lines[i], dump(payload)]
+                out += [lines[i], lines[i + 1] if section is None else dump(payload)]
                 subs.append(None)
                 continue
             index = header.get("index", url_index)
@@ -231,7 +238,7 @@ class SearchRoutes:
                 plan = plan_search(payload, self.config_for(section, index), {})
             except ConfigError as exc:
                 raise type(exc)(exc.reason, field=where) from None
-            plan = await self.embed_knn(plan)
+            plan = await self.embed_knn(plan, section)
             out += [lines[i], dump(plan.body)]
             subs.append(SubSearch(plan))
         content = b"\n".join(out) + b"\n"

@@ -117,3 +117,15 @@ def test_trained_model_lifts_the_relevant_product(
     engine_order = [h["_id"] for h in engine["hits"]["hits"]]
     reranked_order = [h["_id"] for h in reranked["hits"]["hits"]]
     assert (engine_order[0] != "1", reranked_order[0]) == (True, "1")
+
+
+def test_knn_with_a_cross_encoder_as_embedder_is_400(
+    start_proxy: StartProxy, es_upstream: str, vector_index: str, nano_cross_encoder_dir: Path
+) -> None:
+    proxy = start_proxy(es_upstream, rerank={"model": str(nano_cross_encoder_dir)})
+    body = {
+        "knn": {"field": "vec", "query_text": "hose", "k": 3, "num_candidates": 6},
+        "rerank": {"embedding_model": str(nano_cross_encoder_dir)},
+    }
+    response = httpx.post(f"{proxy.url}/{vector_index}/_search", json=body, timeout=30)
+    assert (response.status_code, "rerank.embedding_model" in response.text) == (400, True)
