@@ -78,3 +78,9 @@ def test_example_settings_file_is_valid() -> None:
         "brand",
         "description",
     ]
+
+
+def test_build_context_sends_only_the_package() -> None:
+    ignore = (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+    rules = [line for line in ignore if line and not line.startswith("#")]
+    assert rules[:4] == ["*", "!pyproject.toml", "!README.md", "!bridge/"]
