@@ -215,7 +215,7 @@ def settings_from_mapping(raw: Mapping[str, Any], *, upstream: str | None = None
     for pattern, overrides in indices.items():
         if not isinstance(overrides, Mapping):
             raise ConfigError("must be a mapping", field=f"indices.{pattern}")
-    return ProxySettings(
+    settings = ProxySettings(
         upstream=upstream_settings,
         limits=_build(LimitSettings, _section(raw, "limits"), "limits"),
         auth=_build(AuthSettings, auth_values, "auth"),
@@ -224,6 +224,22 @@ def settings_from_mapping(raw: Mapping[str, Any], *, upstream: str | None = None
         rerank=_frozen(_section(raw, "rerank")),
         indices=_frozen({str(k): _frozen(v) for k, v in indices.items()}),
     )
+    _check_rerank_defaults(settings)
+    return settings
+
+
+def _check_rerank_defaults(settings: ProxySettings) -> None:
+    """A bad `rerank`/`indices` value fails at start-up, not as a 400 on every request."""
+    from bridge.config import RerankConfig
+
+    base = {"max_window": settings.limits.max_window, **settings.rerank}
+    sections = {"rerank": {}, **{f"indices.{p}": o for p, o in settings.indices.items()}}
+    for where, overrides in sections.items():
+        merged = {**base, **overrides}
+        try:
+            RerankConfig.from_value(True, merged)
+        except ConfigError as exc:
+            raise ConfigError(exc.reason.replace("defaults.", ""), field=where) from None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

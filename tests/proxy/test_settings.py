@@ -147,3 +147,13 @@ def test_allowed_models_setting_replaces_the_default_list() -> None:
         {"upstream": "http://x:9200", "scorer": {"allowed_models": ["only-this"]}}
     )
     assert settings.allowed_models() == frozenset({"only-this"})
+
+
+def test_bad_rerank_default_fails_at_load() -> None:
+    with pytest.raises(ConfigError, match=r"\[rerank\] \[window_size\]"):
+        settings_from_mapping({"upstream": "http://x:9200", "rerank": {"window_size": 0}})
+
+
+def test_bad_per_index_value_names_the_pattern() -> None:
+    with pytest.raises(ConfigError, match=r"\[indices.p\*\] \[fusion.method\]"):
+        settings_from_mapping({"upstream": "http://x:9200", "indices": {"p*": {"fusion": "no"}}})
