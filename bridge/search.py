@@ -112,6 +112,9 @@ class _Base:
         self._scorers = scorers
         self._max_workers = max_workers
         self._executor: ThreadPoolExecutor | None = None
+        # The engines filter _source differently for wildcard patterns; restoring follows suit.
+        module = type(client).__module__
+        self.engine = "opensearch" if module.startswith("opensearchpy") else "elasticsearch"
 
     @property
     def scorers(self) -> ScorerRegistry:
@@ -141,7 +144,7 @@ class _Base:
             return None
         config = RerankConfig.from_value(section, self.defaults)
         merged, params = split_search_args(body, kwargs)
-        plan = plan_search(merged, config, params)
+        plan = plan_search(merged, config, params, engine=self.engine)
         if plan.status == "unsupported":
             logger.warning("search passed through without reranking: %s", plan.reason)
         return plan

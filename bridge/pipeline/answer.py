@@ -121,7 +121,7 @@ def _restore_source(hit: dict[str, Any], plan: Plan) -> None:
     if not plan.source.enabled:
         hit.pop("_source", None)
     elif isinstance(source, Mapping):
-        hit["_source"] = apply_source_filter(source, plan.source)
+        hit["_source"] = apply_source_filter(source, plan.source, plan.engine)
 
 
 def _score_of(hit: Mapping[str, Any]) -> float | None:

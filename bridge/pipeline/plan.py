@@ -48,14 +48,20 @@ class Plan:
     source: SourceFilter = field(default_factory=SourceFilter)
     restore_source: bool = False
     embed_texts: tuple[str, ...] = ()
+    engine: str = "elasticsearch"
 
 
 def plan_search(
     body: Mapping[str, Any] | None,
     config: RerankConfig,
     params: Mapping[str, Any] | None = None,
+    *,
+    engine: str = "elasticsearch",
 ) -> Plan:
     """Plan the engine request for a reranked search.
+
+    ``engine`` (``"elasticsearch"`` or ``"opensearch"``) selects whose ``_source`` filtering rules
+    the restored ``_source`` follows; they differ for wildcard patterns.
 
     Raises ``UnsupportedSearchError`` for searches that cannot be reranked honestly (non-``_score``
     sort, scroll, search_after, point in time, filter_path) unless ``config.on_failure`` is
@@ -69,11 +75,27 @@ def plan_search(
     if reason is not None:
         if config.on_failure == "error":
             raise UnsupportedSearchError(reason, field="rerank")
-        return Plan(config, caller_body, caller_params, "unsupported", reason, embed_texts=embed)
+        return Plan(
+            config,
+            caller_body,
+            caller_params,
+            "unsupported",
+            reason,
+            embed_texts=embed,
+            engine=engine,
+        )
 
     from_, size = _page(caller_body, caller_params)
     if size == 0:
-        return Plan(config, caller_body, caller_params, "skipped", "size is 0", embed_texts=embed)
+        return Plan(
+            config,
+            caller_body,
+            caller_params,
+            "skipped",
+            "size is 0",
+            embed_texts=embed,
+            engine=engine,
+        )
     fetch = max(config.window_size, from_ + size)
     if fetch > config.max_window:
         raise UnsupportedSearchError(
@@ -100,7 +122,7 @@ def plan_search(
         caller_params.get("_source_includes"),
         caller_params.get("_source_excludes"),
     )
-    engine_filter = widen(requested, needed_fields(config))
+    engine_filter = widen(requested, needed_fields(config), engine)
     restore = engine_filter != requested
     if restore:
         for name in _SOURCE_PARAMS:
@@ -122,6 +144,7 @@ def plan_search(
         source=requested,
         restore_source=restore,
         embed_texts=embed,
+        engine=engine,
     )
 
 

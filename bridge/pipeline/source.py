@@ -3,15 +3,26 @@
 The caller's filter may come as the body's ``_source`` (``true``/``false``, a pattern, a list of
 patterns, ``{"includes": [...], "excludes": [...]}`` or the singular ``include``/``exclude``) and as
 ``_source_includes``/``_source_excludes`` URL parameters (lists or comma-separated strings), which
-take precedence as they do in Elasticsearch. Patterns use ``*`` wildcards over dot paths; a pattern
-that names an object takes the whole object.
+take precedence as they do in Elasticsearch.
+
+Client-side filtering reproduces the engines' source filters (checked against live nodes):
+
+- Elasticsearch without a wildcard in the excludes filters the bytes with a path filter: patterns
+  match dot segment by segment, ``*`` stays within a segment (``*.name`` matches ``brand.name``,
+  ``*e`` does not), ``**`` spans segments; an object emptied by filtering disappears;
+- Elasticsearch with a wildcard in any exclude, and OpenSearch always, filter the map with
+  automata: ``*`` matches across dots (``*e`` matches ``brand.name``); an included object keeps
+  its shell when its content is excluded; array elements emptied by filtering disappear.
+
+In both, a pattern that names an object selects everything inside it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 from bridge.errors import ConfigError
@@ -87,7 +98,9 @@ def _patterns(value: Any, where: str) -> tuple[str, ...]:
     raise ConfigError(f"expected a pattern or a list of patterns, got {value!r}", field=where)
 
 
-def widen(requested: SourceFilter, needed: Sequence[str] | None) -> SourceFilter:
+def widen(
+    requested: SourceFilter, needed: Sequence[str] | None, engine: str = "elasticsearch"
+) -> SourceFilter:
     """The filter to send to the engine so every needed field comes back.
 
     ``needed=None`` means passages read the whole ``_source``. Caller excludes that could hide a
@@ -103,57 +116,182 @@ def widen(requested: SourceFilter, needed: Sequence[str] | None) -> SourceFilter
     excludes = tuple(
         e for e in requested.excludes if not any(_overlaps(name, e) for name in needed)
     )
+    if (
+        _map_mode(requested, engine)
+        and not _map_mode(SourceFilter(excludes=excludes), engine)
+        and any("*" in i for i in includes)
+    ):
+        # Dropping the wildcard excludes would switch the engine to segment-wise include
+        # matching, which selects less than the caller's cross-dot wildcards: fetch everything.
+        includes = ()
     return SourceFilter(includes=includes, excludes=excludes)
 
 
 def _overlaps(name: str, pattern: str) -> bool:
-    # Conservative: the pattern hides the field, a parent of it, or possibly part of its content.
-    if _matches(name, pattern) or pattern.startswith(name + "."):
-        return True
-    return "*" in pattern and fnmatchcase(name, pattern.split("*")[0] + "*")
+    # The pattern hides the field or a parent of it, or may hide part of its content, under
+    # either matching mode.
+    return (
+        _matches(name, pattern)
+        or _could_match_below(name, pattern)
+        or _glob_prefix(name, pattern)
+        or _extendable(name + ".", pattern)
+    )
 
 
 def _matches(path: str, pattern: str) -> bool:
-    """A dot path matches when it or one of its parent objects matches the pattern."""
-    parts = path.split(".")
-    return any(fnmatchcase(".".join(parts[:i]), pattern) for i in range(1, len(parts) + 1))
+    """True when the pattern selects ``path`` itself or one of its parent objects."""
+    return _prefix_match(tuple(path.split(".")), tuple(pattern.split(".")))
 
 
-def apply_source_filter(source: Mapping[str, Any], spec: SourceFilter) -> dict[str, Any]:
-    """Filter a ``_source`` object client-side the way the engine would have."""
-    return _filter_object(source, "", spec)
+def _prefix_match(path: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    if not pattern:
+        return True  # the pattern selected an ancestor (or the path itself): all below it
+    if pattern[0] == "**":
+        return _prefix_match(path, pattern[1:]) or (bool(path) and _prefix_match(path[1:], pattern))
+    return (
+        bool(path)
+        and _segment(pattern[0]).fullmatch(path[0]) is not None
+        and _prefix_match(path[1:], pattern[1:])
+    )
 
 
-def _filter_object(node: Mapping[str, Any], prefix: str, spec: SourceFilter) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        kept = _filter_value(value, f"{prefix}{key}", spec)
-        if kept is not _DROP:
-            out[key] = kept
-    return out
+def _could_match_below(path: str, pattern: str) -> bool:
+    """Conservatively: might the pattern select something strictly inside the object at path?"""
+    parts, segments = path.split("."), pattern.split(".")
+    if "**" in segments:
+        return True
+    return len(segments) > len(parts) and all(
+        _segment(q).fullmatch(p) is not None for p, q in zip(parts, segments, strict=False)
+    )
+
+
+@lru_cache(maxsize=1024)
+def _segment(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(piece) for piece in pattern.split("*")), re.DOTALL)
+
+
+def apply_source_filter(
+    source: Mapping[str, Any], spec: SourceFilter, engine: str = "elasticsearch"
+) -> dict[str, Any]:
+    """Filter a ``_source`` object client-side the way ``engine`` would have."""
+    if _map_mode(spec, engine):
+        return _map_object(source, "", spec)
+    return _path_object(source, "", spec)
+
+
+def _map_mode(spec: SourceFilter, engine: str) -> bool:
+    return engine == "opensearch" or any("*" in e for e in spec.excludes)
 
 
 _DROP = object()
 
 
-def _filter_value(value: Any, path: str, spec: SourceFilter) -> Any:
+# -- path-filter mode (no wildcard excludes) -----------------------------------------------
+
+
+def _path_object(node: Mapping[str, Any], prefix: str, spec: SourceFilter) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        kept = _path_value(value, f"{prefix}{key}", spec)
+        if kept is not _DROP:
+            out[key] = kept
+    return out
+
+
+def _path_value(value: Any, path: str, spec: SourceFilter) -> Any:
     if any(_matches(path, p) for p in spec.excludes):
         return _DROP
     included = not spec.includes or any(_matches(path, p) for p in spec.includes)
     if isinstance(value, Mapping):
-        inner = _filter_object(value, path + ".", spec)
-        return inner if inner or (included and not value) else _DROP
+        if not value:
+            return {} if included else _DROP
+        inner = _path_object(value, path + ".", spec)
+        return inner if inner else _DROP
     if isinstance(value, list):
+        if not value:
+            return [] if included else _DROP
         items: list[Any] = []
         for item in value:
-            if isinstance(item, Mapping):
-                filtered = _filter_object(item, path + ".", spec)
-                if filtered or (included and not item):
-                    items.append(filtered)
+            if isinstance(item, (Mapping, list)):
+                kept = _path_value(item, path, spec)
+                if kept is not _DROP:
+                    items.append(kept)
             elif included:
                 items.append(item)
-        return items if items or (included and not value) else _DROP
+        return items if items else _DROP
     return value if included else _DROP
+
+
+# -- map-filter mode (a wildcard exclude): ``*`` crosses dots ---------------------------------
+
+
+def _map_object(node: Mapping[str, Any], prefix: str, spec: SourceFilter) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        accepted = not spec.includes or any(_glob_prefix(path, p) for p in spec.includes)
+        if not accepted and not any(_extendable(path, p) for p in spec.includes):
+            continue
+        if any(_glob_prefix(path, e) for e in spec.excludes):
+            continue
+        if accepted and not any(_extendable(path + ".", e) for e in spec.excludes):
+            out[key] = value  # nothing below can be excluded: take it whole
+        elif isinstance(value, Mapping):
+            inner = _map_object(value, path + ".", spec)
+            if accepted or inner:
+                out[key] = inner
+        elif isinstance(value, list):
+            items = _map_list(value, path, spec, accepted)
+            if accepted or items:
+                out[key] = items
+        elif accepted:
+            out[key] = value
+    return out
+
+
+def _map_list(values: list[Any], path: str, spec: SourceFilter, accepted: bool) -> list[Any]:
+    out: list[Any] = []
+    for item in values:
+        if isinstance(item, Mapping):
+            inner = _map_object(item, path + ".", spec)
+            if inner:
+                out.append(inner)
+        elif isinstance(item, list):
+            nested = _map_list(item, path, spec, accepted)
+            if nested:
+                out.append(nested)
+        elif accepted:
+            out.append(item)
+    return out
+
+
+def _glob_prefix(path: str, pattern: str) -> bool:
+    """The whole path, or a part of it ending before a dot, matches (``*`` crosses dots)."""
+    regex = _glob(pattern)
+    if regex.fullmatch(path):
+        return True
+    return any(regex.fullmatch(path[:i]) for i, ch in enumerate(path) if ch == ".")
+
+
+def _extendable(text: str, pattern: str) -> bool:
+    """Could some string starting with ``text`` match ``pattern`` (``*`` = any characters)?"""
+    return _extends(text, pattern)
+
+
+@lru_cache(maxsize=4096)
+def _extends(text: str, pattern: str) -> bool:
+    if not text:
+        return True
+    if not pattern:
+        return False
+    if pattern[0] == "*":
+        return _extends(text, pattern[1:]) or _extends(text[1:], pattern)
+    return pattern[0] == text[0] and _extends(text[1:], pattern[1:])
+
+
+@lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(piece) for piece in pattern.split("*")), re.DOTALL)
 
 
 __all__ = ["SourceFilter", "apply_source_filter", "parse_source_filter", "widen"]

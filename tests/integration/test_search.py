@@ -354,6 +354,9 @@ def test_es_timeout_is_flagged_in_explain(es: tuple[Any, str], cross_encoder: st
         {"source": "bra*"},
         {"source_includes": ["price", "details.sku"]},
         {"source_excludes": ["embedding", "title"]},
+        {"source": {"includes": ["*e"]}},
+        {"source": {"excludes": ["*.color", "embedding"]}},
+        {"source": {"includes": ["details", "tit*"], "excludes": ["*.sku", "title"]}},
     ],
 )
 def test_es_source_is_exactly_what_was_asked(
@@ -523,15 +526,25 @@ def test_os_aggregations_identical_to_plain_request(
     assert answer["aggregations"] == plain["aggregations"]
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"includes": ["price", "details.color"]},
+        {"includes": ["*e"]},
+        {"excludes": ["details.sku", "embedding", "title"]},
+        False,
+    ],
+)
 def test_os_source_is_exactly_what_was_asked(
-    opensearch: tuple[Any, str], cross_encoder: str
+    opensearch: tuple[Any, str], cross_encoder: str, source: Any
 ) -> None:
     client, index = opensearch
-    body = {"query": MATCH, "size": 20, "_source": {"includes": ["price", "details.color"]}}
+    body = {"query": MATCH, "size": 20, "_source": source}
     plain = client.search(index=index, body=body)
     answer = RerankingSearch(client).search(index=index, body=body, rerank=_rerank(cross_encoder))
-    expected = {hit["_id"]: hit["_source"] for hit in plain["hits"]["hits"]}
-    assert {hit["_id"]: hit["_source"] for hit in answer["hits"]["hits"]} == expected
+    expected = {hit["_id"]: hit.get("_source", "absent") for hit in plain["hits"]["hits"]}
+    got = {hit["_id"]: hit.get("_source", "absent") for hit in answer["hits"]["hits"]}
+    assert got == expected
 
 
 def test_os_explain_shows_engine_rank(opensearch: tuple[Any, str], cross_encoder: str) -> None:

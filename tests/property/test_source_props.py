@@ -20,7 +20,10 @@ docs = st.recursive(
     max_leaves=12,
 ).filter(lambda d: isinstance(d, dict))
 path = st.lists(st.sampled_from(KEYS), min_size=1, max_size=3).map(".".join)
-pattern = st.one_of(path, path.map(lambda p: p[:2] + "*"), path.map(lambda p: "*." + p))
+pattern = st.one_of(
+    path, path.map(lambda p: p[:2] + "*"), path.map(lambda p: "*." + p), st.just("**.name")
+)
+engines = st.sampled_from(["elasticsearch", "opensearch"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -30,6 +33,7 @@ pattern = st.one_of(path, path.map(lambda p: p[:2] + "*"), path.map(lambda p: "*
     includes=st.lists(pattern, max_size=3),
     excludes=st.lists(pattern, max_size=2),
     needed=st.one_of(st.none(), st.lists(path, min_size=1, max_size=3)),
+    engine=engines,
 )
 def test_restoring_from_the_widened_source_equals_the_direct_filter(
     doc: dict[str, Any],
@@ -37,11 +41,12 @@ def test_restoring_from_the_widened_source_equals_the_direct_filter(
     includes: list[str],
     excludes: list[str],
     needed: list[str] | None,
+    engine: str,
 ) -> None:
     requested = SourceFilter(enabled=enabled, includes=tuple(includes), excludes=tuple(excludes))
-    fetched = apply_source_filter(doc, widen(requested, needed))
-    expected = apply_source_filter(doc, requested) if enabled else None
-    restored = apply_source_filter(fetched, requested) if enabled else None
+    fetched = apply_source_filter(doc, widen(requested, needed, engine), engine)
+    expected = apply_source_filter(doc, requested, engine) if enabled else None
+    restored = apply_source_filter(fetched, requested, engine) if enabled else None
     assert restored == expected
 
 
@@ -52,6 +57,7 @@ def test_restoring_from_the_widened_source_equals_the_direct_filter(
     includes=st.lists(pattern, max_size=3),
     excludes=st.lists(pattern, max_size=2),
     needed=st.lists(path, min_size=1, max_size=3),
+    engine=engines,
 )
 def test_widened_source_keeps_every_needed_field(
     doc: dict[str, Any],
@@ -59,7 +65,8 @@ def test_widened_source_keeps_every_needed_field(
     includes: list[str],
     excludes: list[str],
     needed: list[str],
+    engine: str,
 ) -> None:
     requested = SourceFilter(enabled=enabled, includes=tuple(includes), excludes=tuple(excludes))
-    fetched = apply_source_filter(doc, widen(requested, needed))
+    fetched = apply_source_filter(doc, widen(requested, needed, engine), engine)
     assert [lookup(fetched, n) for n in needed] == [lookup(doc, n) for n in needed]

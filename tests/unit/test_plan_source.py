@@ -87,3 +87,45 @@ def test_widen_disabled_source_asks_only_needed_fields() -> None:
 
 def test_widen_without_needed_fields_asks_everything() -> None:
     assert widen(SourceFilter(includes=("price",)), None) == SourceFilter()
+
+
+DEEP = {"brand": {"name": "Ryobi", "address": {"city": "Osaka"}}, "title": "Drill"}
+
+
+def test_es_include_wildcard_stays_within_a_segment() -> None:
+    assert apply_source_filter(DEEP, SourceFilter(includes=("*e",))) == {"title": "Drill"}
+
+
+def test_es_wildcard_exclude_crosses_dots() -> None:
+    spec = SourceFilter(includes=("brand",), excludes=("*e",))
+    assert apply_source_filter(DEEP, spec) == {"brand": {"address": {"city": "Osaka"}}}
+
+
+def test_es_exact_exclude_drops_the_emptied_object() -> None:
+    spec = SourceFilter(excludes=("brand.address.city",))
+    assert apply_source_filter(DEEP, spec) == {"brand": {"name": "Ryobi"}, "title": "Drill"}
+
+
+def test_opensearch_exact_exclude_keeps_the_emptied_object() -> None:
+    spec = SourceFilter(excludes=("brand.address.city",))
+    assert apply_source_filter(DEEP, spec, "opensearch") == {
+        "brand": {"name": "Ryobi", "address": {}},
+        "title": "Drill",
+    }
+
+
+def test_opensearch_include_wildcard_crosses_dots() -> None:
+    assert apply_source_filter(DEEP, SourceFilter(includes=("*e",)), "opensearch") == {
+        "brand": {"name": "Ryobi"},
+        "title": "Drill",
+    }
+
+
+def test_double_star_spans_segments() -> None:
+    spec = SourceFilter(includes=("**.city",))
+    assert apply_source_filter(DEEP, spec) == {"brand": {"address": {"city": "Osaka"}}}
+
+
+def test_widen_falls_back_to_everything_when_dropping_wildcard_excludes_on_es() -> None:
+    requested = SourceFilter(includes=("*e",), excludes=("ti*",))
+    assert widen(requested, ["title"]) == SourceFilter()
