@@ -37,7 +37,7 @@ class BridgeRerank(BaseNodePostprocessor):
         default=DEFAULT_MODEL_NAME, description="Model name (FlashRank names) or local directory."
     )
     top_n: int = Field(default=20, description="Number of nodes to return sorted by score.")
-    max_length: int | None = Field(default=None, description="Token limit for (query, passage).")
+    max_length: int = Field(default=512, description="Token limit for (query, passage) pairs.")
     cache_dir: str | None = Field(default=None, description="Where named models are downloaded.")
     keep_retrieval_score: bool = Field(
         default=False, description="Keep the retriever's score in metadata['retrieval_score']."
@@ -62,14 +62,13 @@ class BridgeRerank(BaseNodePostprocessor):
     def _apply(
         self, nodes: list[NodeWithScore], ranked: Sequence[dict[str, Any]]
     ) -> list[NodeWithScore]:
-        results = []
-        for passage in ranked[: self.top_n]:
+        # As FlashRankRerank: every node gets its model score, the best top_n come back.
+        for passage in ranked:
             node = nodes[passage["id"]]
             if self.keep_retrieval_score:
                 node.node.metadata["retrieval_score"] = node.score
             node.score = float(passage["score"])
-            results.append(node)
-        return results
+        return [nodes[passage["id"]] for passage in ranked[: self.top_n]]
 
     def _query(self, query_bundle: QueryBundle | None) -> str:
         if query_bundle is None:
