@@ -51,10 +51,6 @@ def test_returns_top_n_nodes(reranker: BridgeRerank) -> None:
     assert len(reranker.postprocess_nodes(_nodes(), query_str=QUERY)) == 3
 
 
-def test_default_top_n_is_flashrank_postprocessors(nano_cross_encoder_dir: Path) -> None:
-    assert BridgeRerank(model=str(nano_cross_encoder_dir)).top_n == 20
-
-
 def test_node_scores_are_the_model_scores_best_first(
     reranker: BridgeRerank, nano_cross_encoder_dir: Path
 ) -> None:
