@@ -608,6 +608,28 @@ def test_os_timeout_returns_engine_order(opensearch: tuple[Any, str], cross_enco
     assert _ids(answer) == _ids(plain)
 
 
+async def test_os_async_matches_sync(
+    os_url: str, opensearch: tuple[Any, str], cross_encoder: str
+) -> None:
+    from opensearchpy import AsyncOpenSearch
+
+    client, index = opensearch
+    expected = _ids(
+        RerankingSearch(client).search(
+            index=index, body={"query": MATCH, "size": 6}, rerank=_rerank(cross_encoder)
+        )
+    )
+    async_client = AsyncOpenSearch(os_url)
+    try:
+        async with AsyncRerankingSearch(async_client) as search:
+            answer = await search.search(
+                index=index, body={"query": MATCH, "size": 6}, rerank=_rerank(cross_encoder)
+            )
+    finally:
+        await async_client.close()
+    assert _ids(answer) == expected
+
+
 def test_rerank_config_object_is_accepted(es: tuple[Any, str], cross_encoder: str) -> None:
     client, index = es
     config = RerankConfig(model=cross_encoder, fields=("title",), timeout_ms=None, explain=True)
