@@ -24,8 +24,13 @@ EmbedFn = Callable[[list[str]], Any]  # list of texts -> (n, dim) array-like of 
 ENGINES = ("elasticsearch", "opensearch")
 VECTOR_FIELD = "embedding"
 TEXT_FIELDS = ("title", "brand", "description")
-# A source checkout keeps mappings/ at the repository root.
-MAPPINGS_DIR = Path(__file__).resolve().parents[1] / "mappings"
+# A wheel carries mappings/ inside the package (pyproject force-include); a checkout at its root.
+_PACKAGED_MAPPINGS = Path(__file__).resolve().parent / "mappings"
+MAPPINGS_DIR = (
+    _PACKAGED_MAPPINGS
+    if _PACKAGED_MAPPINGS.is_dir()
+    else Path(__file__).resolve().parents[1] / "mappings"
+)
 
 
 def mapping_path_for(engine: str, name: str = "products") -> Path:
