@@ -143,3 +143,17 @@ def test_knn_query_finds_the_exact_nearest_products(
     hits = search(client_for(request, engine), index, body)
     # HNSW is approximate: ask for near-complete recall of the brute-force neighbours.
     assert len({h["_id"] for h in hits} & exact_ids) >= k - 1
+
+
+async def test_async_es_client_searches_the_products_index(
+    async_es_client: Any, es_products_index: str
+) -> None:
+    response = await async_es_client.count(index=es_products_index)
+    assert response["count"] > 0
+
+
+async def test_async_os_client_searches_the_products_index(
+    async_os_client: Any, os_products_index: str
+) -> None:
+    response = await async_os_client.count(index=os_products_index)
+    assert response["count"] > 0
