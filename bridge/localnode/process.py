@@ -96,6 +96,8 @@ class LocalNode:
         home = self.prepare()
         java_home = self.java_home()
         user = node_user()
+        if user is not None:
+            check_reachable(home / "bin", user)
         work = self._make_work_dir(home, user)
         env = self._environment(java_home, work)
         console = (work / "logs" / "console.log").open("ab")
@@ -259,7 +261,7 @@ class LocalNode:
 
 
 def check_reachable(path: Path, user: NodeUser) -> None:
-    """The node user must be able to enter every parent of its work dir (e.g. not /root)."""
+    """The node user must be able to enter every parent of `path` (e.g. not /root)."""
     for parent in path.resolve().parents:
         info = parent.stat()
         if info.st_uid != user.uid and not info.st_mode & 0o001:
