@@ -7,13 +7,18 @@ same documents, in the same order, with the same metadata keys and (numerically)
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import flashrank
 import pytest
-from langchain_community.document_compressors.flashrank_rerank import FlashrankRerank
 from langchain_core.documents import Document
+
+with warnings.catch_warnings():
+    # langchain-community announces its sunset on import; FlashrankRerank is still the reference.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from langchain_community.document_compressors.flashrank_rerank import FlashrankRerank
 
 from bridge.integrations.langchain import BridgeRerank
 
