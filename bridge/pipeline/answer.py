@@ -6,6 +6,7 @@ engine's order after it), sliced to the page the caller asked for, ``_score`` is
 Aggregations, suggest, total hits and the rest are the engine's objects, untouched. Only with
 ``explain`` does a hit get ``_rerank`` and the response a top-level ``rerank`` object.
 
+A ``filter_path`` parameter is applied here, to the answer (the engine call went without it).
 Hits beyond the window keep their engine ``_score``. ``min_score`` drops reranked hits whose model
 score is below it; ``hits.total`` stays the engine's count.
 """
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 from bridge.pipeline.fuse import fuse, fused_order
 from bridge.pipeline.plan import Plan
-from bridge.pipeline.source import apply_source_filter
+from bridge.pipeline.source import apply_filter_path, apply_source_filter
 
 OutcomeStatus = Literal["ok", "empty", "timeout", "model_error", "skipped", "unsupported"]
 
@@ -110,6 +111,8 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
         if "max_score" in new_hits:
             new_hits["max_score"] = max_score
         answer["hits"] = new_hits
+    if plan.filter_path:
+        answer = apply_filter_path(answer, plan.filter_path)
     if explain:
         reranked = len(ordered) - (len(hits) - rest_start) if outcome.reranked else 0
         answer["rerank"] = _summary(plan, outcome, reranked=reranked, dropped=dropped)

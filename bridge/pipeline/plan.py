@@ -15,7 +15,7 @@ from typing import Any, Literal
 from bridge.config import RerankConfig
 from bridge.errors import ConfigError, UnsupportedSearchError
 from bridge.pipeline.querytext import clean_lucene, extract_query_text, knn_query_texts
-from bridge.pipeline.source import SourceFilter, parse_source_filter, widen
+from bridge.pipeline.source import SourceFilter, parse_filter_path, parse_source_filter, widen
 from bridge.pipeline.texts import needed_fields
 
 DEFAULT_SIZE = 10
@@ -23,6 +23,8 @@ PlanStatus = Literal["rerank", "skipped", "unsupported"]
 
 _SOURCE_PARAMS = ("_source", "_source_includes", "_source_excludes")
 _PAGE_PARAMS = ("from", "from_", "size")
+# Applied to the answer instead: the engine response must keep _id, _score and _source.
+_ANSWER_PARAMS = ("filter_path",)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Plan:
     restore_source: bool = False
     embed_texts: tuple[str, ...] = ()
     engine: str = "elasticsearch"
+    filter_path: tuple[str, ...] = ()
 
 
 def plan_search(
@@ -64,7 +67,7 @@ def plan_search(
     the restored ``_source`` follows; they differ for wildcard patterns.
 
     Raises ``UnsupportedSearchError`` for searches that cannot be reranked honestly (non-``_score``
-    sort, scroll, search_after, point in time, filter_path) unless ``config.on_failure`` is
+    sort, scroll, search_after, point in time) unless ``config.on_failure`` is
     ``"original"``, and ``ConfigError`` when no query text can be found.
     """
     caller_body = {k: v for k, v in (body or {}).items() if k != "rerank"}
@@ -113,7 +116,9 @@ def plan_search(
         )
 
     engine_body = {k: v for k, v in caller_body.items() if k not in ("from", "from_")}
-    engine_params = {k: v for k, v in caller_params.items() if k not in _PAGE_PARAMS}
+    engine_params = {
+        k: v for k, v in caller_params.items() if k not in _PAGE_PARAMS + _ANSWER_PARAMS
+    }
     engine_body["from"] = 0
     engine_body["size"] = fetch
 
@@ -145,6 +150,7 @@ def plan_search(
         restore_source=restore,
         embed_texts=embed,
         engine=engine,
+        filter_path=parse_filter_path(caller_params.get("filter_path")),
     )
 
 
@@ -156,8 +162,6 @@ def unsupported_reason(body: Mapping[str, Any], params: Mapping[str, Any]) -> st
         return "search_after cannot be reranked (the window is not stable across pages)"
     if body.get("pit") is not None:
         return "point-in-time searches cannot be reranked"
-    if params.get("filter_path") is not None:
-        return "filter_path cannot be combined with reranking (hits need _id, _score, _source)"
     for sort in (body.get("sort"), params.get("sort")):
         if sort is not None and not _is_score_sort(sort):
             return "only the default _score sort can be reranked"

@@ -170,6 +170,24 @@ def _segment(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(piece) for piece in pattern.split("*")), re.DOTALL)
 
 
+def parse_filter_path(value: Any) -> tuple[str, ...]:
+    """The ``filter_path`` parameter (comma-separated or a list) as a tuple of paths."""
+    return _patterns(value, "filter_path")
+
+
+def apply_filter_path(response: Mapping[str, Any], paths: Sequence[str]) -> dict[str, Any]:
+    """Filter a whole response like the engines' ``filter_path`` (``-`` prefixes an exclusion).
+
+    Both engines use the segment-wise path filter here, the same as Elasticsearch's byte-level
+    ``_source`` filter.
+    """
+    spec = SourceFilter(
+        includes=tuple(p for p in paths if not p.startswith("-")),
+        excludes=tuple(p[1:] for p in paths if p.startswith("-")),
+    )
+    return _path_object(response, "", spec)
+
+
 def apply_source_filter(
     source: Mapping[str, Any], spec: SourceFilter, engine: str = "elasticsearch"
 ) -> dict[str, Any]:
@@ -294,4 +312,11 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(piece) for piece in pattern.split("*")), re.DOTALL)
 
 
-__all__ = ["SourceFilter", "apply_source_filter", "parse_source_filter", "widen"]
+__all__ = [
+    "SourceFilter",
+    "apply_filter_path",
+    "apply_source_filter",
+    "parse_filter_path",
+    "parse_source_filter",
+    "widen",
+]

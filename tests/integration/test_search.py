@@ -372,6 +372,29 @@ def test_es_source_is_exactly_what_was_asked(
     assert got == expected
 
 
+@pytest.mark.parametrize("filter_path", ["hits.hits._id,hits.total", "-hits.hits._source,-took"])
+def test_es_filter_path_shapes_the_answer_like_the_plain_request(
+    es: tuple[Any, str], cross_encoder: str, filter_path: str
+) -> None:
+    client, index = es
+    plain = _body(client.search(index=index, query=MATCH, size=5, filter_path=filter_path))
+    answer = _body(
+        RerankingSearch(client).search(
+            index=index, query=MATCH, size=5, filter_path=filter_path, rerank=_rerank(cross_encoder)
+        )
+    )
+    assert _shape(answer) == _shape(plain)
+
+
+def _shape(value: Any) -> Any:
+    """Keys all the way down (values and order of hits aside)."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items() if key != "took"}
+    if isinstance(value, list):
+        return sorted(repr(_shape(item)) for item in value)
+    return type(value).__name__
+
+
 def test_es_pages_are_slices_of_one_order(es: tuple[Any, str], cross_encoder: str) -> None:
     client, index = es
     search = RerankingSearch(client)

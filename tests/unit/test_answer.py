@@ -172,3 +172,13 @@ def test_fewer_hits_than_the_window(n: int) -> None:
     scores = [0.5] * n
     answer = build_answer(engine_response(n), make_plan({"query": MATCH}), ok(scores))
     assert ids(answer) == [f"d{i}" for i in range(n)]
+
+
+def test_filter_path_applies_to_the_reranked_answer() -> None:
+    plan = plan_search(
+        {"query": MATCH, "size": 2},
+        RerankConfig(fields=("title",), window_size=4),
+        {"filter_path": "hits.hits._id"},
+    )
+    answer = build_answer(engine_response(4), plan, ok([0.1, 0.4, 0.9, 0.2]))
+    assert answer == {"hits": {"hits": [{"_id": "d2"}, {"_id": "d1"}]}}

@@ -69,7 +69,6 @@ def test_rerank_section_is_never_sent_to_the_engine() -> None:
         ({"pit": {"id": "x"}}, {}),
         ({}, {"scroll": "1m"}),
         ({}, {"sort": "price:desc"}),
-        ({}, {"filter_path": "hits.hits._id"}),
     ],
 )
 def test_unrerankable_search_is_refused_with_on_failure_error(
@@ -161,3 +160,8 @@ def test_source_params_move_into_the_body_when_widened() -> None:
 def test_without_fields_a_filtered_source_is_fetched_whole() -> None:
     result = plan({"query": MATCH, "_source": ["price"]}, RerankConfig())
     assert ("_source" in result.body, result.restore_source) == (False, True)
+
+
+def test_filter_path_is_kept_for_the_answer_not_the_engine() -> None:
+    result = plan({"query": MATCH}, filter_path="hits.hits._id,-took")
+    assert (result.params, result.filter_path) == ({}, ("hits.hits._id", "-took"))

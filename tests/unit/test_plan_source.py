@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from bridge.errors import ConfigError
-from bridge.pipeline.source import SourceFilter, apply_source_filter, parse_source_filter, widen
+from bridge.pipeline.source import (
+    SourceFilter,
+    apply_filter_path,
+    apply_source_filter,
+    parse_source_filter,
+    widen,
+)
 
 DOC = {
     "title": "Drill",
@@ -129,3 +135,21 @@ def test_double_star_spans_segments() -> None:
 def test_widen_falls_back_to_everything_when_dropping_wildcard_excludes_on_es() -> None:
     requested = SourceFilter(includes=("*e",), excludes=("ti*",))
     assert widen(requested, ["title"]) == SourceFilter()
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected"),
+    [
+        (["hits.hits._id"], {"hits": {"hits": [{"_id": "1"}, {"_id": "2"}]}}),
+        (["-hits", "-took"], {"timed_out": False}),
+        (["**._id"], {"hits": {"hits": [{"_id": "1"}, {"_id": "2"}]}}),
+        (["hits.total.*"], {"hits": {"total": {"value": 2}}}),
+    ],
+)
+def test_filter_path(paths: list[str], expected: dict[str, Any]) -> None:
+    response = {
+        "took": 1,
+        "timed_out": False,
+        "hits": {"total": {"value": 2}, "hits": [{"_id": "1", "_score": 1}, {"_id": "2"}]},
+    }
+    assert apply_filter_path(response, paths) == expected
