@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import zipfile
@@ -15,8 +16,15 @@ from bridge.localnode.distribution import safe_extract
 from bridge.localnode.engines import engine_spec, knn_plugin_version
 from bridge.localnode.jdk import find_java_home, java_major
 from bridge.localnode.maven import artifact_url
-from bridge.localnode.process import group_alive, read_port, render_settings, terminate_group
+from bridge.localnode.process import (
+    check_reachable,
+    group_alive,
+    read_port,
+    render_settings,
+    terminate_group,
+)
 from bridge.localnode.state import NodeState, load_state, save_state
+from bridge.localnode.users import NodeUser
 
 
 def test_render_settings_round_trips_through_yaml() -> None:
@@ -147,3 +155,12 @@ def test_terminate_group_stops_every_process_of_the_group() -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_private_parent_dir_is_refused_for_the_node_user(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    (private / "work").mkdir(parents=True)
+    private.chmod(0o700)
+    stranger = NodeUser(name="nobody-here", uid=os.getuid() + 12345, gid=os.getgid() + 12345)
+    with pytest.raises(NodeError, match="cannot enter"):
+        check_reachable(private / "work", stranger)
