@@ -129,6 +129,9 @@ class LocalNode:
             raise NodeError(
                 f"{self.engine} {self.version} failed to start: {exc}\n{tail}"
             ) from None
+        except BaseException:  # interrupted (Ctrl-C, a test timeout): leave no node behind
+            self.stop()
+            raise
         self.knn_available = self.engine == "opensearch" and _has_plugin(self.url, "opensearch-knn")
         logger.info("%s %s is %s at %s", self.engine, self.version, health, self.url)
         return self.url
