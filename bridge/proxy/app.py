@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bridge.errors import BridgeError, UpstreamError, UpstreamTimeout
 from bridge.proxy.access import AccessMiddleware
@@ -36,6 +36,36 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 class BodyTooLargeError(Exception):
     """The client sent more than limits.max_body_bytes."""
+
+
+class RelayResponse(Response):
+    """The upstream's answer relayed as it arrives: its status, its end-to-end headers, raw bytes.
+
+    A plain ASGI sender rather than StreamingResponse: no task group per request (the relay is
+    the proxy's hot path), and the upstream stream is closed whatever happens to the client.
+    """
+
+    def __init__(self, upstream_response: httpx.Response) -> None:
+        self.status_code = upstream_response.status_code
+        self.background = None
+        self.body = b""
+        self.raw_headers = end_to_end(upstream_response.headers.raw)
+        self._upstream = upstream_response
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self._upstream.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self._upstream.aclose()
 
 
 class Proxy:
@@ -113,21 +143,7 @@ class Proxy:
         return self.stream_back(upstream_response)
 
     def stream_back(self, upstream_response: httpx.Response) -> Response:
-        async def raw_body() -> AsyncIterator[bytes]:
-            # closing here too returns the connection to the pool when the client goes away
-            try:
-                async for chunk in upstream_response.aiter_raw():
-                    yield chunk
-            finally:
-                await upstream_response.aclose()
-
-        response = StreamingResponse(
-            raw_body(),
-            status_code=upstream_response.status_code,
-            background=BackgroundTask(upstream_response.aclose),
-        )
-        response.raw_headers = end_to_end(upstream_response.headers.raw)
-        return response
+        return RelayResponse(upstream_response)
 
     def count_upstream_error(self, exc: UpstreamError) -> None:
         kind = "timeout" if isinstance(exc, UpstreamTimeout) else "unreachable"
