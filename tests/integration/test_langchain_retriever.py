@@ -205,3 +205,23 @@ def test_opensearch_client_works_the_same(
     )
     docs = retriever.invoke(QUESTION)
     assert [d.metadata["rerank_status"] for d in docs] == ["reranked"] * 5
+
+
+async def test_async_hybrid_search_gives_the_sync_results(
+    es_client: Any,
+    async_es_client: Any,
+    es_vector_products_index: str,
+    rerank: dict[str, Any],
+    bi_encoder_dir: Path,
+) -> None:
+    retriever = RerankingRetriever(
+        client=es_client,
+        async_client=async_es_client,
+        index=es_vector_products_index,
+        fields=["title"],
+        knn_field="embedding",
+        k=5,
+        rerank={**rerank, "embedding_model": str(bi_encoder_dir)},
+    )
+    expected = [d.metadata["id"] for d in retriever.invoke(QUESTION)]
+    assert [d.metadata["id"] for d in await retriever.ainvoke(QUESTION)] == expected
