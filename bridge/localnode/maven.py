@@ -96,22 +96,39 @@ def _fetch_with_https(coordinates: str, target: Path) -> None:
     repo = os.environ.get("RERANK_BRIDGE_MAVEN_REPO", MAVEN_REPO)
     url = artifact_url(coordinates, repo)
     logger.info("downloading %s", url)
-    expected = _read_text(url + ".sha1").split()[0].strip().lower()
-    digest = hashlib.sha1(usedforsecurity=False)
+    algorithm, expected = _published_checksum(url)
+    digest = hashlib.new(algorithm or "sha256")
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, _open(url) as response:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)
-        if digest.hexdigest() != expected:
+        if expected is None:
+            # Some artifacts (e.g. opensearch 3.5.0's integ zip) have no checksum files at all;
+            # the zip's own CRCs are still checked when it is unpacked.
+            logger.warning("no checksum published for %s", url)
+        elif digest.hexdigest() != expected:
             raise NodeError(
-                f"checksum mismatch for {url}: got {digest.hexdigest()}, want {expected}"
+                f"{algorithm} mismatch for {url}: got {digest.hexdigest()}, want {expected}"
             )
         os.replace(tmp_name, target)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def _published_checksum(url: str) -> tuple[str | None, str | None]:
+    """The strongest checksum Maven Central publishes beside `url`, or (None, None)."""
+    for algorithm in ("sha512", "sha256", "sha1"):
+        try:
+            text = _read_text(f"{url}.{algorithm}")
+        except NodeError:
+            continue
+        words = text.split()
+        if words:
+            return algorithm, words[0].strip().lower()
+    return None, None
 
 
 def _open(url: str) -> http.client.HTTPResponse:
