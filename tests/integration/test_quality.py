@@ -69,4 +69,4 @@ def homedepot_report(
 
 
 def test_trained_cross_encoder_rerank_raises_homedepot_ndcg(homedepot_report: EvalReport) -> None:
-    assert _gain(homedepot_report) > 0.0
+    assert _gain(homedepot_report) >= 0.03
