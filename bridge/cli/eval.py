@@ -45,7 +45,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         help="fusion method (replace, linear, rrf, rescore) or a JSON object; repeatable",
     )
-    parser.add_argument("--max-queries", type=int, help="evaluate at most N judged queries")
+    parser.add_argument(
+        "--max-queries",
+        type=int,
+        help="at most N judged queries: a seeded sample of a dataset (Home Depot: among queries "
+        "with mixed grades), the first N with --index",
+    )
     parser.add_argument("--seed", type=int, default=13, help="seed of the query sample")
     parser.add_argument(
         "--vectors",
