@@ -1,8 +1,9 @@
 """RerankingSearch / AsyncRerankingSearch on real Elasticsearch and OpenSearch nodes.
 
 A small product catalogue is indexed (with all-MiniLM-L6-v2 embeddings) once per engine; the
-trained Home Depot cross-encoder reranks. Expected values always come from the engine itself (the
-plain request) or from the scorer itself, never from hard-coded results.
+trained Home Depot cross-encoder reranks (the project's nano one where ../shared is absent).
+Expected values always come from the engine itself (the plain request) or from the scorer itself,
+never from hard-coded results.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from bridge.config import RerankConfig
 from bridge.errors import UnsupportedSearchError
 from bridge.scoring import shared_scorers
 from bridge.search import AsyncRerankingSearch, RerankingSearch
+from tests.support.shared import shared_location
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 PRODUCTS = [
     ("DEWALT 20V MAX cordless drill driver kit", "DEWALT", "compact drill with two batteries"),
@@ -58,9 +60,15 @@ AGGS = {"brands": {"terms": {"field": "brand", "size": 50}}}
 
 
 @pytest.fixture(scope="module")
-def cross_encoder(homedepot_cross_encoder_dir: Path) -> str:
-    shared_scorers.get(str(homedepot_cross_encoder_dir))  # load once, outside any timeout
-    return str(homedepot_cross_encoder_dir)
+def cross_encoder(request: pytest.FixtureRequest) -> str:
+    """The trained Home Depot cross-encoder when ../shared has it, else the project's nano one."""
+    trained = shared_location() / "models" / "homedepot-minilm-l6-ce"
+    if (trained / "model.onnx").is_file():
+        model = str(trained)
+    else:
+        model = str(request.getfixturevalue("nano_cross_encoder_dir"))
+    shared_scorers.get(model)  # load once, outside any timeout
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -193,13 +201,16 @@ def test_es_bm25_rerank_orders_by_model_score(es: tuple[Any, str], cross_encoder
 
 def test_es_bm25_rerank_score_is_the_scorers_score(es: tuple[Any, str], cross_encoder: str) -> None:
     client, index = es
+    plain = _body(client.search(index=index, query=MATCH, size=20))["hits"]["hits"]
+    passages = [f"{h['_source']['title']}\n{h['_source']['description']}" for h in plain]
+    # Score the same window in one batch, as the wrapper does (int8 models are batch-sensitive).
+    scores = shared_scorers.get(cross_encoder).score("cordless drill", passages)
+    expected = {hit["_id"]: score for hit, score in zip(plain, scores, strict=True)}
     answer = RerankingSearch(client).search(
         index=index, query=MATCH, size=3, rerank=_rerank(cross_encoder)
     )
     top = answer["hits"]["hits"][0]
-    passage = f"{top['_source']['title']}\n{top['_source']['description']}"
-    expected = shared_scorers.get(cross_encoder).score("cordless drill", [passage])[0]
-    assert top["_score"] == pytest.approx(expected, abs=1e-5)
+    assert top["_score"] == pytest.approx(expected[top["_id"]], abs=1e-6)
 
 
 def test_es_rerank_reorders_the_engine_window(es: tuple[Any, str], cross_encoder: str) -> None:
