@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -27,7 +26,7 @@ from bridge.proxy.errors import payload_too_large, response_for
 from bridge.proxy.metrics import ProxyMetrics
 from bridge.proxy.models import Loader, ModelPool
 from bridge.proxy.settings import ProxySettings, load_settings_from_env
-from bridge.proxy.upstream import RequestContent, Upstream, end_to_end
+from bridge.proxy.upstream import RequestContent, Upstream, UpstreamResponse, end_to_end
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +44,11 @@ class RelayResponse(Response):
     the proxy's hot path), and the upstream stream is closed whatever happens to the client.
     """
 
-    def __init__(self, upstream_response: httpx.Response) -> None:
+    def __init__(self, upstream_response: UpstreamResponse) -> None:
         self.status_code = upstream_response.status_code
         self.background = None
         self.body = b""
-        self.raw_headers = end_to_end(upstream_response.headers.raw)
+        self.raw_headers = end_to_end(upstream_response.headers)
         self._upstream = upstream_response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,7 +141,7 @@ class Proxy:
         )
         return self.stream_back(upstream_response)
 
-    def stream_back(self, upstream_response: httpx.Response) -> Response:
+    def stream_back(self, upstream_response: UpstreamResponse) -> Response:
         return RelayResponse(upstream_response)
 
     def count_upstream_error(self, exc: UpstreamError) -> None:

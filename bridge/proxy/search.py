@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,7 +32,7 @@ from bridge.pipeline import (
     with_query_vectors,
 )
 from bridge.proxy.app import BodyTooLargeError, Proxy
-from bridge.proxy.upstream import end_to_end
+from bridge.proxy.upstream import UpstreamResponse, end_to_end
 
 RERANK_PARAM = "rerank"
 _TRUE = ("", "true")
@@ -317,10 +316,10 @@ class SearchRoutes:
         return self.answer(answer, dump(engine_json), status, models, started)
 
     def answer(
-        self, engine: httpx.Response, content: bytes, status: str, models: str, started: float
+        self, engine: UpstreamResponse, content: bytes, status: str, models: str, started: float
     ) -> Response:
         response = Response(content, status_code=engine.status_code)
-        headers = end_to_end(engine.headers.raw, drop=_ANSWER_DROP)
+        headers = end_to_end(engine.headers, drop=_ANSWER_DROP)
         took = (time.perf_counter() - started) * 1000
         response.raw_headers = [
             *headers,
@@ -352,7 +351,7 @@ def _with_content_type(
     return [*headers, (b"content-type", kind)]
 
 
-def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
+def _json_or_none(response: UpstreamResponse) -> dict[str, Any] | None:
     try:
         value = json.loads(response.content)
     except ValueError:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
 
 from certifi import where
 from starlette.requests import Request
 
 from bridge.proxy.app import Proxy
 from bridge.proxy.settings import settings_from_mapping
-from bridge.proxy.upstream import Upstream, _verify, end_to_end
+from bridge.proxy.upstream import Upstream, end_to_end, ssl_context
 
 
 def request_with(headers: list[tuple[bytes, bytes]]) -> Request:
@@ -51,31 +52,42 @@ def test_proxy_key_and_host_are_not_forwarded() -> None:
     assert names(proxy.forward_headers(request)) == [b"authorization", b"accept-encoding"]
 
 
-def test_upstream_client_adds_no_accept_encoding_of_its_own() -> None:
+def test_upstream_request_adds_only_host_and_body_framing() -> None:
     upstream = Upstream(settings_from_mapping({"upstream": "http://es:9200"}).upstream)
-    assert "accept-encoding" not in upstream._client.headers
+    sent = upstream.request_headers([(b"accept", b"application/json")], b"{}")
+    assert sent == [
+        (b"host", b"es:9200"),
+        (b"accept", b"application/json"),
+        (b"content-length", b"2"),
+    ]
+
+
+def test_streamed_body_without_length_is_sent_chunked() -> None:
+    upstream = Upstream(settings_from_mapping({"upstream": "http://es:9200"}).upstream)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"{}"
+
+    assert (b"transfer-encoding", b"chunked") in upstream.request_headers([], body())
 
 
 def test_path_cannot_change_the_upstream_host() -> None:
     upstream = Upstream(settings_from_mapping({"upstream": "http://es:9200/prefix"}).upstream)
     url = upstream.url(b"//evil.example/_search", b"q=x")
-    assert (url.host, url.raw_path) == ("es", b"/prefix//evil.example/_search?q=x")
+    assert (url.host, url.target) == (b"es", b"/prefix//evil.example/_search?q=x")
 
 
 def test_tls_verification_is_on_by_default() -> None:
     settings = settings_from_mapping({"upstream": "https://es:9200"})
-    assert settings.upstream.verify is True
+    context = ssl_context(settings.upstream)
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
 
 
-def test_tls_ca_file_builds_a_verifying_context() -> None:
+def test_tls_ca_file_is_loaded() -> None:
     settings = settings_from_mapping({"upstream": {"url": "https://es:9200", "ca_file": where()}})
-    context = _verify(settings.upstream)
-    assert (type(context), getattr(context, "verify_mode", None)) == (
-        ssl.SSLContext,
-        ssl.CERT_REQUIRED,
-    )
+    assert ssl_context(settings.upstream).cert_store_stats()["x509_ca"] > 0
 
 
 def test_tls_verification_can_be_turned_off() -> None:
     settings = settings_from_mapping({"upstream": {"url": "https://es:9200", "verify": False}})
-    assert _verify(settings.upstream) is False
+    assert ssl_context(settings.upstream).verify_mode == ssl.CERT_NONE

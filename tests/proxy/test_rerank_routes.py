@@ -168,7 +168,9 @@ def test_window_over_the_server_limit_is_400(
     start_proxy: StartProxy, es_upstream: str, es_index: str, nano_cross_encoder_dir: Path
 ) -> None:
     proxy = start_proxy(
-        es_upstream, limits={"max_window": 5}, rerank={"model": str(nano_cross_encoder_dir)}
+        es_upstream,
+        limits={"max_window": 5},
+        rerank={"model": str(nano_cross_encoder_dir), "window_size": 5},
     )
     response = search(proxy, es_index, {"query": QUERY, "rerank": {"window_size": 50}})
     assert response.status_code == 400
