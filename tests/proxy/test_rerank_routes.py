@@ -290,16 +290,38 @@ def test_elasticsearch_client_reads_reranked_answers(proxy: ProxyServer, es_inde
     assert result.meta.headers["x-rerank-status"] == "reranked"
 
 
-def test_opensearch_rerank_works(
+def test_opensearch_client_reads_reranked_answers(
     start_proxy: StartProxy, os_upstream: str, nano_cross_encoder_dir: Path
 ) -> None:
+    from opensearchpy import OpenSearch
+
     index = make_index(os_upstream)
+    proxy = start_proxy(os_upstream, rerank={"model": str(nano_cross_encoder_dir)})
+    client = OpenSearch([proxy.url])
     try:
-        proxy = start_proxy(os_upstream, rerank={"model": str(nano_cross_encoder_dir)})
-        response = search(proxy, index, {"query": QUERY, "rerank": {"fields": ["title"]}})
+        body = {"query": QUERY, "size": 3, "rerank": {"fields": ["title"], "explain": True}}
+        result = client.search(index=index, body=body)
     finally:
+        client.close()
         httpx.delete(f"{os_upstream}/{index}")
-    assert (response.status_code, response.headers["x-rerank-status"]) == (200, "reranked")
+    assert [hit["_rerank"]["status"] for hit in result["hits"]["hits"]] == ["reranked"] * 3
+
+
+def test_msearch_reranked_answers_keep_the_engine_keys(
+    proxy: ProxyServer, es_upstream: str, es_index: str
+) -> None:
+    lines = [{"index": es_index}, {"query": QUERY, "rerank": {}}]
+    content = "\n".join(json.dumps(line) for line in lines) + "\n"
+    headers = {"Content-Type": "application/x-ndjson"}
+    through = httpx.post(f"{proxy.url}/_msearch", content=content, headers=headers).json()
+    plain = "\n".join(json.dumps(line) for line in [lines[0], {"query": QUERY}]) + "\n"
+    direct = httpx.post(f"{es_upstream}/_msearch", content=plain, headers=headers).json()
+    got, expected = through["responses"][0], direct["responses"][0]
+    assert (set(through), set(got), {k for h in got["hits"]["hits"] for k in h}) == (
+        set(direct),
+        set(expected),
+        {k for h in expected["hits"]["hits"] for k in h},
+    )
 
 
 def test_metrics_count_reranks_and_batches(proxy: ProxyServer, es_index: str) -> None:
