@@ -160,7 +160,8 @@ class SearchRoutes:
     def record(self, sub: SubSearch) -> str:
         outcome = sub.outcome or Outcome(status="skipped")
         model = sub.plan.config.model
-        status = "reranked" if outcome.reranked else "skipped"
+        # no hits is not a failure: the (empty) answer is exactly what a rerank would give
+        status = "reranked" if outcome.reranked or outcome.status == "empty" else "skipped"
         metrics = self.proxy.metrics
         metrics.reranks.labels(status, model).inc()
         if status == "skipped":

@@ -345,3 +345,11 @@ def test_request_cannot_load_an_arbitrary_model_path(
         400,
         True,
     )
+
+
+def test_search_without_hits_counts_as_reranked(proxy: ProxyServer, es_index: str) -> None:
+    response = search(proxy, es_index, {"query": {"match": {"title": "zzzz"}}, "rerank": {}})
+    assert (response.json()["hits"]["hits"], response.headers["x-rerank-status"]) == (
+        [],
+        "reranked",
+    )
