@@ -382,8 +382,17 @@ def os_vector_products_index(_session_products_indices: ProductsIndexFactory) ->
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    lines = []
-    for engine, variable in URL_ENV.items():
-        value = os.environ.get(variable)
-        lines.append(f"{engine}: {value if value else 'started by the test session when needed'}")
+    """Say where each engine comes from, and why testcontainers is not used when it is not."""
+    lines = [
+        f"{engine}: {os.environ[variable]} (from {variable})"
+        for engine, variable in URL_ENV.items()
+        if os.environ.get(variable)
+    ]
+    if len(lines) < len(URL_ENV):
+        reason = docker_unavailable_reason()
+        lines.append(
+            "other engines: testcontainers (Docker answers)"
+            if reason is None
+            else f"other engines: local Maven nodes when needed (testcontainers skipped: {reason})"
+        )
     return lines
