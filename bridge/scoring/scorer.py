@@ -26,7 +26,7 @@ ScorerKind = Literal["cross", "bi"]
 
 # Padded tokens per ONNX run. Measured on 2 cores (benchmarks/README.md): small batches of
 # similar length beat one big padded batch; very small ones pay per-run overhead.
-DEFAULT_TOKEN_BUDGET = 2048
+DEFAULT_TOKEN_BUDGET = 512
 DEFAULT_MAX_BATCH = 64
 DEFAULT_MAX_LENGTH = 512
 
@@ -207,6 +207,9 @@ class CrossEncoderScorer(_CachedScoring):
         return self.embed(texts)
 
 
+_POOLINGS = frozenset({None, "mean", "cls"})
+
+
 def _normalise(vectors: npt.NDArray[Any]) -> FloatArray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -227,13 +230,17 @@ class BiEncoderScorer(_CachedScoring):
         cache: ScoreCache | None = None,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         max_batch: int = DEFAULT_MAX_BATCH,
+        pooling: str | None = None,
     ) -> None:
+        if pooling not in _POOLINGS:
+            raise ModelError(f"unsupported pooling {pooling!r}; expected 'mean' or 'cls'")
         self._model = _OnnxModel(
             session, output_name=output_name, token_budget=token_budget, max_batch=max_batch
         )
         self._tokenizer = tokenizer
         self.model_name = model_name
         self.cache = cache
+        self.pooling = pooling or "mean"
 
     @property
     def kind(self) -> ScorerKind:
@@ -252,15 +259,22 @@ class BiEncoderScorer(_CachedScoring):
         rows: list[FloatArray] = []
         index: list[npt.NDArray[np.int64]] = []
         for batch, output in self._model.run(tokens, self._tokenizer.pad_id):
-            if output.ndim == 3:  # token embeddings: mean-pool over real tokens
-                mask = batch.attention_mask[:, :, None].astype(np.float32)
-                output = (output * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+            if output.ndim == 3:  # per-token outputs: pool over the real tokens
+                output = self._pool(output, batch.attention_mask)
             rows.append(_normalise(output))
             index.append(batch.index)
         stacked = np.concatenate(rows)
         result: FloatArray = np.empty_like(stacked)
         result[np.concatenate(index)] = stacked
         return result
+
+    def _pool(self, tokens: npt.NDArray[Any], attention_mask: npt.NDArray[np.int64]) -> FloatArray:
+        if self.pooling == "cls":
+            first: FloatArray = tokens[:, 0, :].astype(np.float32)
+            return first
+        mask = attention_mask[:, :, None].astype(np.float32)
+        mean: FloatArray = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+        return mean
 
     async def aembed(self, texts: Sequence[str]) -> FloatArray:
         return await asyncio.to_thread(self.embed, texts)
@@ -317,6 +331,7 @@ def load_scorer(
             output_name=files.output_name,
             cache=cache,
             token_budget=token_budget,
+            pooling=files.pooling,
         )
     return CrossEncoderScorer(
         session,
