@@ -88,3 +88,34 @@ def test_cli_stop_leaves_no_process(cli_node: tuple[str, int], cli_env: dict[str
     assert stopped.returncode == 0, stopped.stderr
     assert not group_alive(pid)
     assert pid_gone(pid)
+
+
+INNER_TEST = """
+def test_needs_elasticsearch(es_url):
+    assert es_url
+"""
+
+
+def test_session_fixture_fails_the_run_with_the_node_log_tail(tmp_path: Path) -> None:
+    (tmp_path / "test_inner.py").write_text(INNER_TEST)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("RERANK_BRIDGE_TEST_ES_URL", "RERANK_BRIDGE_TEST_OS_URL")
+    }
+    env["RERANK_BRIDGE_TEST_NODE_SETTINGS"] = json.dumps({"rerank.bridge.bogus_setting": 1})
+    plugins = ["tests.support.shared", "tests.support.models", "tests.support.engines"]
+    inner = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)]
+        + [arg for plugin in plugins for arg in ("-p", plugin)]
+        + [str(tmp_path / "test_inner.py")],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    # 1 = tests failed (not skipped, not a crash); the message carries the node's own log line.
+    outcome = (inner.returncode, "unknown setting [rerank.bridge.bogus_setting]" in inner.stdout)
+    assert outcome == (1, True), inner.stdout

@@ -64,6 +64,7 @@ ENGINE_FIXTURES = {
 }
 # The factory picks its engine at call time, so a test using it may need either.
 ANY_ENGINE_FIXTURES = {"products_index_factory"}
+SETTINGS_ENV = "RERANK_BRIDGE_TEST_NODE_SETTINGS"
 PRODUCTS_LIMIT = 2000
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +126,9 @@ class EngineBackends:
             self._stoppers.append(stop)
 
     def _start_local(self, engine: str) -> None:
-        node = LocalNode(engine)
+        # Extra node settings (JSON object), e.g. to prove a broken node fails the run.
+        extra = json.loads(os.environ.get(SETTINGS_ENV) or "{}")
+        node = LocalNode(engine, settings=extra)
         self._register(node.stop)
         started = time.monotonic()
         try:
