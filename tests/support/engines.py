@@ -154,8 +154,9 @@ class EngineBackends:
                 container = OpenSearchContainer(DOCKER_IMAGES[engine], security_enabled=False)
                 container.with_env("OPENSEARCH_JAVA_OPTS", "-Xms512m -Xmx512m")
             container.start()
-        except Exception as exc:  # report any container failure as the node error
-            self.errors[engine] = f"{engine} container failed to start: {exc}"
+        except Exception as exc:  # a broken Docker set-up: fall back to a local node
+            logger.warning("%s container failed to start (%s); starting a local node", engine, exc)
+            self._start_local(engine)
             return
         self._register(container.stop)
         host = container.get_container_host_ip()
