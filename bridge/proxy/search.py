@@ -9,6 +9,7 @@ module only reads and writes HTTP and feeds the micro-batcher to the runner as i
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 import zlib
@@ -40,6 +41,7 @@ _FALSE = ("false",)
 # headers that describe the client's body or encoding, which the proxy rewrites on rerank routes
 _BODY_HEADERS = ("content-length", "content-encoding", "accept-encoding")
 _ANSWER_DROP = ("content-length", "content-encoding")
+_GZIP_MIN_BYTES = 1024
 
 
 def split_query(query: bytes) -> tuple[bytes, str | None]:
@@ -289,19 +291,24 @@ class SearchRoutes:
             content or None,
             stream=False,
         )
+        gzip_ok = accepts_gzip(request.headers.get("accept-encoding", ""))
         active = [sub for sub in subs if sub is not None]
         models = ",".join(sorted({sub.plan.config.model for sub in active})) or "none"
         if not active:
-            return self.answer(answer, answer.content, "passthrough", models, started)
+            return self.answer(
+                answer, answer.content, "passthrough", models, started, gzip_ok=gzip_ok
+            )
         engine_json = _json_or_none(answer)
         if answer.status_code != 200 or engine_json is None:
             for sub in active:
                 self.record(sub)
-            return self.answer(answer, answer.content, "skipped", models, started)
+            return self.answer(answer, answer.content, "skipped", models, started, gzip_ok=gzip_ok)
         if multi:
             responses = engine_json.get("responses")
             if not isinstance(responses, list) or len(responses) != len(subs):
-                return self.answer(answer, answer.content, "skipped", models, started)
+                return self.answer(
+                    answer, answer.content, "skipped", models, started, gzip_ok=gzip_ok
+                )
             pending = [
                 (i, sub) for i, sub in enumerate(subs) if sub is not None and _is_ok(responses[i])
             ]
@@ -314,13 +321,24 @@ class SearchRoutes:
             engine_json = build_answer(engine_json, sub.plan, _outcome(sub))
         statuses = {self.record(sub) for sub in active}
         status = "reranked" if statuses == {"reranked"} else "skipped"
-        return self.answer(answer, dump(engine_json), status, models, started)
+        return self.answer(answer, dump(engine_json), status, models, started, gzip_ok=gzip_ok)
 
     def answer(
-        self, engine: UpstreamResponse, content: bytes, status: str, models: str, started: float
+        self,
+        engine: UpstreamResponse,
+        content: bytes,
+        status: str,
+        models: str,
+        started: float,
+        *,
+        gzip_ok: bool,
     ) -> Response:
-        response = Response(content, status_code=engine.status_code)
         headers = end_to_end(engine.headers, drop=_ANSWER_DROP)
+        if gzip_ok and len(content) >= _GZIP_MIN_BYTES:
+            # the engine answered the proxy uncompressed; the client asked for gzip, so it gets it
+            content = gzip.compress(content, compresslevel=1)
+            headers += [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+        response = Response(content, status_code=engine.status_code)
         took = (time.perf_counter() - started) * 1000
         response.raw_headers = [
             *headers,
@@ -328,6 +346,19 @@ class SearchRoutes:
             *_rerank_headers(status, models, took),
         ]
         return response
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an `Accept-Encoding` value allows gzip (``gzip;q=0`` forbids it)."""
+    for item in accept_encoding.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip() in ("gzip", "*"):
+            quality = params.strip().removeprefix("q=").strip() if params else "1"
+            try:
+                return float(quality) > 0
+            except ValueError:
+                return False
+    return False
 
 
 def _rerank_headers(status: str, model: str, took_ms: float) -> list[tuple[bytes, bytes]]:

@@ -353,3 +353,28 @@ def test_search_without_hits_counts_as_reranked(proxy: ProxyServer, es_index: st
         [],
         "reranked",
     )
+
+
+def test_reranked_answer_is_gzipped_for_clients_that_accept_it(
+    proxy: ProxyServer, es_index: str
+) -> None:
+    response = httpx.post(
+        f"{proxy.url}/{es_index}/_search",
+        json={"query": QUERY, "rerank": {"explain": True}},  # explain: well over 1 KiB
+        headers={"Accept-Encoding": "gzip"},
+    )
+    assert (response.headers.get("content-encoding"), len(response.json()["hits"]["hits"])) == (
+        "gzip",
+        5,
+    )
+
+
+def test_reranked_answer_is_plain_for_clients_without_gzip(
+    proxy: ProxyServer, es_index: str
+) -> None:
+    response = httpx.post(
+        f"{proxy.url}/{es_index}/_search",
+        json={"query": QUERY, "rerank": {}},
+        headers={"Accept-Encoding": "identity"},
+    )
+    assert "content-encoding" not in response.headers

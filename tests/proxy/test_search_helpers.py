@@ -9,7 +9,7 @@ import pytest
 
 from bridge.errors import ConfigError
 from bridge.proxy.app import BodyTooLargeError
-from bridge.proxy.search import decode_body, parse_object, split_query
+from bridge.proxy.search import accepts_gzip, decode_body, parse_object, split_query
 
 
 def test_rerank_flag_is_removed_and_other_params_kept() -> None:
@@ -55,3 +55,18 @@ def test_unknown_encoding_is_refused() -> None:
 def test_non_object_json_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"^\[body\] expected a JSON object"):
         parse_object(b"[1, 2]", "body")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("gzip, deflate", True),
+        ("br;q=1.0, gzip;q=0.5", True),
+        ("gzip;q=0", False),
+        ("*", True),
+        ("identity", False),
+        ("", False),
+    ],
+)
+def test_accept_encoding_decides_gzip(header: str, expected: bool) -> None:
+    assert accepts_gzip(header) is expected
