@@ -136,6 +136,9 @@ class EngineBackends:
         except BridgeError as exc:
             self.errors[engine] = f"local {engine} node failed to start:\n{exc}"
             return
+        except Exception as exc:  # e.g. a full disk while unpacking: still fail, with the cause
+            self.errors[engine] = f"local {engine} node failed to start: {exc!r}"
+            return
         self.kinds[engine] = (
             f"local node {engine} {node.version} ({time.monotonic() - started:.0f}s)"
         )
