@@ -39,6 +39,8 @@ NANO = REPO / ".cache" / "models" / "cross-nano"
 
 
 def emit(**record: Any) -> None:
+    # the machine is shared: every figure says how busy it was while measured
+    record["load_average_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(record), flush=True)
 
 
@@ -197,11 +199,9 @@ def overhead(upstream: str, proxy: str, index: str, terms: list[str], rounds: in
 
 async def drive(
     url: str, index: str, terms: list[str], clients: int, duration_s: float, rerank: bool
-) -> dict[str, Any]:
+) -> Run:
     """``clients`` concurrent loops for ``duration_s``; latencies of successful requests."""
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    statuses: dict[str, int] = {}
+    run = Run()
     stop_at = time.monotonic() + duration_s
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
@@ -216,40 +216,122 @@ async def drive(
                 try:
                     response = await client.post(f"{url}/{index}/_search", json=body)
                 except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    run.count(run.errors, type(exc).__name__)
                     continue
                 if response.status_code != 200:
-                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+                    run.count(run.errors, str(response.status_code))
                     continue
-                status = response.headers.get("x-rerank-status", "none")
-                statuses[status] = statuses.get(status, 0) + 1
-                latencies.append((time.perf_counter() - started) * 1000)
+                run.count(run.statuses, response.headers.get("x-rerank-status", "none"))
+                run.latencies.append((time.perf_counter() - started) * 1000)
 
         began = time.monotonic()
         await asyncio.gather(*(loop(w) for w in range(clients)))
-        elapsed = time.monotonic() - began
-    return {
-        "requests": len(latencies),
-        "errors": sum(errors.values()),
-        "error_kinds": errors,
-        "rerank_status": statuses,
-        "throughput_rps": round(len(latencies) / elapsed, 2),
-        "p50_ms": round(percentile(latencies, 0.5), 2) if latencies else None,
-        "p99_ms": round(percentile(latencies, 0.99), 2) if latencies else None,
-        "seconds": round(elapsed, 1),
-    }
+        run.seconds = time.monotonic() - began
+    return run
+
+
+class Run:
+    """Latencies, errors and rerank statuses of one or more load runs (merged with ``+``)."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors: dict[str, int] = {}
+        self.statuses: dict[str, int] = {}
+        self.seconds = 0.0
+
+    @staticmethod
+    def count(counter: dict[str, int], key: str) -> None:
+        counter[key] = counter.get(key, 0) + 1
+
+    def __add__(self, other: Run) -> Run:
+        merged = Run()
+        merged.latencies = self.latencies + other.latencies
+        for source in (self, other):
+            for key, value in source.errors.items():
+                merged.errors[key] = merged.errors.get(key, 0) + value
+            for key, value in source.statuses.items():
+                merged.statuses[key] = merged.statuses.get(key, 0) + value
+        merged.seconds = self.seconds + other.seconds
+        return merged
+
+    def summary(self) -> dict[str, Any]:
+        lat = self.latencies
+        return {
+            "requests": len(lat),
+            "errors": sum(self.errors.values()),
+            "error_kinds": self.errors,
+            "rerank_status": self.statuses,
+            "throughput_rps": round(len(lat) / self.seconds, 2) if self.seconds else 0.0,
+            "p50_ms": round(percentile(lat, 0.5), 2) if lat else None,
+            "p99_ms": round(percentile(lat, 0.99), 2) if lat else None,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def batching(
+    on: ProxyProcess, off: ProxyProcess, index: str, terms: list[str], args: argparse.Namespace
+) -> None:
+    """Batching on vs off in alternating short rounds, so drifting machine load hits both."""
+    rounds = 4
+    slice_s = args.batch_seconds / rounds
+    batched, unbatched = Run(), Run()
+    for _ in range(rounds):
+        batched += asyncio.run(drive(on.url, index, terms, args.batch_clients, slice_s, True))
+        unbatched += asyncio.run(drive(off.url, index, terms, args.batch_clients, slice_s, True))
+    on_stats, off_stats = batched.summary(), unbatched.summary()
+    emit(
+        figure="micro_batching_speedup",
+        value=round(on_stats["throughput_rps"] / max(off_stats["throughput_rps"], 1e-9), 2),
+        clients=args.batch_clients,
+        batching_on=on_stats,
+        batching_off=off_stats,
+        target=">= 1.5x",
+    )
+
+
+def load(on: ProxyProcess, index: str, terms: list[str], args: argparse.Namespace) -> None:
+    before = _batch_counts(on.url)
+    result = asyncio.run(
+        drive(on.url, index, terms, args.load_clients, args.load_seconds, rerank=True)
+    )
+    after = _batch_counts(on.url)
+    runs, searches = after[0] - before[0], after[1] - before[1]
+    emit(
+        figure="load_reranked_search",
+        clients=args.load_clients,
+        target="0 errors",
+        model_runs=runs,
+        searches_per_model_run=round(searches / runs, 2) if runs else None,
+        **result.summary(),
+    )
+
+
+def _batch_counts(url: str) -> tuple[float, float]:
+    """(model runs, searches scored) so far, from the proxy's own metrics."""
+    runs = searches = 0.0
+    for line in httpx.get(f"{url}/_bridge/metrics").text.splitlines():
+        if line.startswith("rerank_bridge_batch_requests_count"):
+            runs += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("rerank_bridge_batch_requests_sum"):
+            searches += float(line.rsplit(" ", 1)[1])
+    return runs, searches
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--upstream", default=os.environ.get("RERANK_BRIDGE_TEST_ES_URL"))
-    parser.add_argument("--model", default=str(TRAINED if TRAINED.is_dir() else NANO))
+    # default: the FlashRank default architecture (TinyBERT-L2, built by `make models`); the
+    # trained MiniLM-L6 in ../shared is ~10x more compute per pair
+    parser.add_argument("--model", default=str(NANO if NANO.is_dir() else TRAINED))
     parser.add_argument("--docs", type=int, default=10000)
     parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--load-clients", type=int, default=32)
     parser.add_argument("--batch-seconds", type=float, default=20)
     parser.add_argument("--batch-clients", type=int, default=16)
     parser.add_argument("--overhead-rounds", type=int, default=400)
+    parser.add_argument(
+        "--parts", default="overhead,batching,load", help="comma list of the figures to measure"
+    )
     args = parser.parse_args()
     if not args.upstream:
         parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
@@ -266,7 +348,6 @@ def main() -> int:
         queries=len(terms),
         model=args.model,
         cpus=os.cpu_count(),
-        load_average=[round(x, 2) for x in os.getloadavg()],
     )
     procs: list[ProxyProcess] = []
     try:
@@ -278,40 +359,15 @@ def main() -> int:
         for proxy in (on, off):  # warm up: model loaded, sessions optimised, pools open
             asyncio.run(drive(proxy.url, index, terms, 4, 3, rerank=True))
 
-        overhead(upstream, on.url, index, terms, args.overhead_rounds)
-
-        batched = asyncio.run(
-            drive(on.url, index, terms, args.batch_clients, args.batch_seconds, rerank=True)
-        )
-        unbatched = asyncio.run(
-            drive(off.url, index, terms, args.batch_clients, args.batch_seconds, rerank=True)
-        )
-        emit(
-            figure="micro_batching_speedup",
-            value=round(batched["throughput_rps"] / max(unbatched["throughput_rps"], 1e-9), 2),
-            clients=args.batch_clients,
-            batching_on=batched,
-            batching_off=unbatched,
-            target=">= 1.5x",
-        )
+        parts = set(args.parts.split(","))
+        if "overhead" in parts:
+            overhead(upstream, on.url, index, terms, args.overhead_rounds)
+        if "batching" in parts:
+            batching(on, off, index, terms, args)
         off.stop()
         procs.remove(off)
-
-        load = asyncio.run(
-            drive(on.url, index, terms, args.load_clients, args.load_seconds, rerank=True)
-        )
-        emit(figure="load_reranked_search", clients=args.load_clients, target="0 errors", **load)
-        metrics = httpx.get(f"{on.url}/_bridge/metrics").text
-        emit(
-            figure="batch_size_histogram",
-            lines=[
-                line
-                for line in metrics.splitlines()
-                if line.startswith(
-                    ("rerank_bridge_batch_requests_sum", "rerank_bridge_batch_requests_count")
-                )
-            ],
-        )
+        if "load" in parts:
+            load(on, index, terms, args)
     finally:
         for proxy in procs:
             proxy.stop()
