@@ -378,3 +378,20 @@ def test_reranked_answer_is_plain_for_clients_without_gzip(
         headers={"Accept-Encoding": "identity"},
     )
     assert "content-encoding" not in response.headers
+
+
+def test_engine_error_on_a_rerank_search_is_the_engine_answer(
+    proxy: ProxyServer, es_upstream: str
+) -> None:
+    missing = f"proxy-missing-{uuid.uuid4().hex[:6]}"
+    through = search(proxy, missing, {"query": QUERY, "rerank": {}})
+    direct = httpx.post(f"{es_upstream}/{missing}/_search", json={"query": QUERY})
+    assert (
+        through.status_code,
+        through.json()["error"]["type"],
+        through.headers["x-rerank-status"],
+    ) == (
+        direct.status_code,
+        direct.json()["error"]["type"],
+        "skipped",
+    )
