@@ -28,7 +28,7 @@ class RerankRequest:
     """A query and the passages to reorder: dicts with a ``text`` key and any others."""
 
     query: str | None = None
-    passages: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    passages: Sequence[Mapping[str, Any]] | None = field(default_factory=list)
 
 
 def _passage_texts(passages: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -85,7 +85,7 @@ class Ranker:
             raise InputError("query must be a string")
         if top_n is not None and top_n < 0:
             raise InputError("top_n must be >= 0")
-        passages = list(request.passages)
+        passages = list(request.passages or [])
         texts = _passage_texts(passages)
         if not texts:
             return []

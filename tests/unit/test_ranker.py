@@ -74,6 +74,10 @@ def test_empty_passages_give_an_empty_list(ranker: Ranker) -> None:
     assert ranker.rerank(RerankRequest(QUERY, [])) == []
 
 
+def test_a_request_without_passages_gives_an_empty_list(ranker: Ranker) -> None:
+    assert ranker.rerank(RerankRequest(query=QUERY)) == []
+
+
 def test_a_passage_without_text_is_an_input_error_naming_its_index(ranker: Ranker) -> None:
     with pytest.raises(InputError, match=r"passage \[1\]") as info:
         ranker.rerank(RerankRequest(QUERY, [{"text": "ok"}, {"id": 2}]))
