@@ -189,6 +189,40 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - start) * 1000.0, result
 
 
+def parity(size: str, flash: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Same computation check: bridge with one batch (FlashRank's batching) vs FlashRank.
+
+    With identical batches the int8 activation scales are identical too, so any difference left
+    is a bridge bug; the timed runs use smaller batches, whose scores differ by the int8 drift.
+    """
+    from flashrank import RerankRequest as FlashRequest
+
+    from bridge import load_scorer
+
+    scorer = load_scorer(
+        MODELS[size], cache_dir=args.cache_dir, max_length=args.max_length, token_budget=10**9
+    )
+    rng = random.Random(args.seed + 1)
+    worst = 0.0
+    for _ in range(3):
+        query, passages = rng.choice(_QUERIES), make_passages(20, rng)
+        expected = {
+            p["id"]: float(p["score"])
+            for p in flash.rerank(FlashRequest(query, [dict(p) for p in passages]))
+        }
+        scores = scorer.score(query, [p["text"] for p in passages])
+        worst = max(
+            worst, *(abs(expected[p["id"]] - s) for p, s in zip(passages, scores, strict=True))
+        )
+    return {
+        "benchmark": "vs_flashrank_parity",
+        "model": size,
+        "n": 20,
+        "requests": 3,
+        "max_score_diff_one_batch": float(f"{worst:.3g}"),
+    }
+
+
 def run_model(size: str, args: argparse.Namespace) -> None:
     from flashrank import Ranker as FlashRanker
     from flashrank import RerankRequest as FlashRequest
@@ -203,6 +237,9 @@ def run_model(size: str, args: argparse.Namespace) -> None:
     ours = Ranker(
         model_name=name, cache_dir=cache, max_length=args.max_length, threads=args.threads
     )
+    print(json.dumps(parity(size, flash, args)), flush=True)
+    if args.check_only:
+        return
     rng = random.Random(args.seed)
     for n in args.ns:
         requests = [
@@ -285,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None, help="bridge intra-op threads")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--check-only", action="store_true", help="print only the score parity check, no timing"
+    )
     parser.add_argument("--pause-ms", type=float, default=50.0, help="idle gap before each run")
     parser.add_argument(
         "--cache-dir",
