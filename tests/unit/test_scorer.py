@@ -14,6 +14,7 @@ from bridge.errors import InputError, ModelError
 from bridge.scoring import BiEncoderScorer, CrossEncoderScorer, SharedScorers, load_scorer
 from bridge.scoring.scorer import _probabilities
 from bridge.scoring.session import create_session, optimized_graph_path, resolve_providers
+from bridge.scoring.tokenize import TextTokenizer
 
 QUERY = "cordless drill"
 DRILL = "DEWALT 20V MAX cordless drill kit"
@@ -53,7 +54,9 @@ def bi(bi_encoder_dir: Path) -> BiEncoderScorer:
     return scorer
 
 
-def _padded_reference(model_dir: Path, query: str, passages: list[str], max_length: int) -> list[float]:
+def _padded_reference(
+    model_dir: Path, query: str, passages: list[str], max_length: int
+) -> list[float]:
     """FlashRank's recipe: one batch padded to the longest, unoptimised graph, sigmoid."""
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.enable_truncation(max_length=max_length)
@@ -72,7 +75,9 @@ def _padded_reference(model_dir: Path, query: str, passages: list[str], max_leng
 
 
 def test_one_logit_becomes_a_sigmoid() -> None:
-    assert _probabilities(np.array([[0.0], [2.0]])).tolist() == pytest.approx([0.5, 0.880797], abs=1e-6)
+    assert _probabilities(np.array([[0.0], [2.0]])).tolist() == pytest.approx(
+        [0.5, 0.880797], abs=1e-6
+    )
 
 
 def test_two_logits_become_softmax_column_one() -> None:
@@ -178,7 +183,9 @@ def test_optimised_graph_of_a_read_only_model_goes_to_the_cache(
 
 
 def test_a_saved_optimised_graph_is_reused(nano_cross_encoder_dir: Path) -> None:
-    onnx_path = next(p for p in nano_cross_encoder_dir.glob("model*.onnx") if "optimized" not in p.name)
+    onnx_path = next(
+        p for p in nano_cross_encoder_dir.glob("model*.onnx") if "optimized" not in p.name
+    )
     create_session(onnx_path, model_config={})
     saved = optimized_graph_path(onnx_path, resolve_providers(None), None, tag="NonexNone")
     before = saved.stat().st_mtime_ns
@@ -199,3 +206,33 @@ def test_shared_scorers_load_each_model_and_options_once(nano_cross_encoder_dir:
     again = registry.get(nano_cross_encoder_dir, max_length=64)
     other = registry.get(nano_cross_encoder_dir, max_length=32)
     assert (first is again, first is other) == (True, False)
+
+
+def _token_output_scorer(
+    bi: BiEncoderScorer, bi_encoder_dir: Path, pooling: str
+) -> BiEncoderScorer:
+    return BiEncoderScorer(
+        bi._model.session,
+        TextTokenizer(bi_encoder_dir / "tokenizer.json", max_length=bi.max_length),
+        model_name="token-output",
+        output_name="last_hidden_state",
+        pooling=pooling,
+    )
+
+
+def test_mean_pooling_token_outputs_equals_the_models_sentence_embedding(
+    bi: BiEncoderScorer, bi_encoder_dir: Path
+) -> None:
+    pooled = _token_output_scorer(bi, bi_encoder_dir, "mean").embed([DRILL, PLATES])
+    assert np.abs(pooled - bi.embed([DRILL, PLATES])).max() < 1e-5
+
+
+def test_cls_pooling_takes_the_first_token(bi: BiEncoderScorer, bi_encoder_dir: Path) -> None:
+    cls = _token_output_scorer(bi, bi_encoder_dir, "cls").embed([DRILL])
+    mean = _token_output_scorer(bi, bi_encoder_dir, "mean").embed([DRILL])
+    assert np.abs(cls - mean).max() > 1e-3
+
+
+def test_an_unknown_pooling_is_a_model_error(bi: BiEncoderScorer, bi_encoder_dir: Path) -> None:
+    with pytest.raises(ModelError, match="pooling"):
+        _token_output_scorer(bi, bi_encoder_dir, "max")
