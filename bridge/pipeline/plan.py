@@ -14,7 +14,12 @@ from typing import Any, Literal
 
 from bridge.config import RerankConfig
 from bridge.errors import ConfigError, UnsupportedSearchError
-from bridge.pipeline.querytext import clean_lucene, extract_query_text, knn_query_texts
+from bridge.pipeline.querytext import (
+    clean_lucene,
+    extract_query_text,
+    knn_query_texts,
+    retriever_query_text,
+)
 from bridge.pipeline.source import SourceFilter, parse_filter_path, parse_source_filter, widen
 from bridge.pipeline.texts import needed_fields
 
@@ -169,8 +174,9 @@ def unsupported_reason(body: Mapping[str, Any], params: Mapping[str, Any]) -> st
 
 
 def find_query_text(body: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> str | None:
-    """The reranking query: full-text clauses of ``query``, then ``q``, then ``knn.query_text``."""
-    text = extract_query_text(body.get("query"))
+    """The reranking query: full-text clauses of ``query`` (or of a ``retriever``'s queries), then
+    ``q``, then ``knn.query_text``."""
+    text = extract_query_text(body.get("query")) or retriever_query_text(body.get("retriever"))
     if text:
         return text
     q = (params or {}).get("q")

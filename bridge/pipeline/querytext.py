@@ -84,6 +84,29 @@ def _field_leaf(body: Any) -> Iterator[str]:
             yield value["query"]
 
 
+def retriever_query_text(retriever: Any) -> str | None:
+    """Query text of the ``query`` clauses inside an Elasticsearch ``retriever`` tree."""
+    texts: list[str] = []
+    for query in _retriever_queries(retriever):
+        text = extract_query_text(query)
+        if text and text not in texts:
+            texts.append(text)
+    return " ".join(texts) if texts else None
+
+
+def _retriever_queries(node: Any) -> Iterator[Any]:
+    # standard.query, and any nesting (rrf/linear/rescorer/text_similarity_reranker.retriever(s)).
+    if isinstance(node, list):
+        for item in node:
+            yield from _retriever_queries(item)
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "query":
+                yield value
+            elif key != "filter":
+                yield from _retriever_queries(value)
+
+
 def knn_query_texts(body: Mapping[str, Any]) -> list[str]:
     """``query_text`` values of top-level ``knn`` clauses (one object or a list)."""
     knn = body.get("knn")
@@ -95,4 +118,4 @@ def knn_query_texts(body: Mapping[str, Any]) -> list[str]:
     ]
 
 
-__all__ = ["clean_lucene", "extract_query_text", "knn_query_texts"]
+__all__ = ["clean_lucene", "extract_query_text", "knn_query_texts", "retriever_query_text"]

@@ -250,6 +250,38 @@ def test_es_without_rerank_is_the_plain_response(es: tuple[Any, str]) -> None:
     assert _ids(RerankingSearch(client).search(index=index, query=MATCH, size=4)) == _ids(plain)
 
 
+class RecordingClient:
+    """Forwards to the real client and keeps what it returned."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.returned: list[Any] = []
+
+    def search(self, **kwargs: Any) -> Any:
+        self.returned.append(self.client.search(**kwargs))
+        return self.returned[-1]
+
+
+def test_es_without_rerank_returns_the_clients_own_object(es: tuple[Any, str]) -> None:
+    client, index = es
+    recording = RecordingClient(client)
+    answer = RerankingSearch(recording).search(index=index, query=MATCH, size=4)
+    assert answer is recording.returned[0]
+
+
+def test_es_retriever_query_is_reranked(es: tuple[Any, str], cross_encoder: str) -> None:
+    client, index = es
+    retriever = {"standard": {"query": MATCH}}
+    plain = client.search(index=index, retriever=retriever, size=20)
+    answer = RerankingSearch(client).search(
+        index=index, retriever=retriever, size=20, rerank=_rerank(cross_encoder, explain=True)
+    )
+    assert (sorted(_ids(answer)), answer["rerank"]["query"]) == (
+        sorted(_ids(plain)),
+        "cordless drill",
+    )
+
+
 def test_es_aggregations_identical_to_plain_request(
     es: tuple[Any, str], cross_encoder: str
 ) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bridge.pipeline.querytext import clean_lucene, extract_query_text
+from bridge.pipeline.querytext import clean_lucene, extract_query_text, retriever_query_text
 
 
 @pytest.mark.parametrize(
@@ -71,3 +71,20 @@ def test_match_all_has_no_text() -> None:
 
 def test_lucene_syntax_is_stripped() -> None:
     assert clean_lucene('title:"red paint"^2 OR brand:behr~1 -cheap') == "red paint behr cheap"
+
+
+def test_retriever_queries_give_text() -> None:
+    retriever = {
+        "rrf": {
+            "retrievers": [
+                {"standard": {"query": {"match": {"title": "cordless drill"}}}},
+                {"knn": {"field": "v", "query_vector": [0.1], "k": 5, "num_candidates": 10}},
+            ]
+        }
+    }
+    assert retriever_query_text(retriever) == "cordless drill"
+
+
+def test_retriever_filters_are_not_query_text() -> None:
+    retriever = {"standard": {"query": {"match_all": {}}, "filter": {"match": {"brand": "x"}}}}
+    assert retriever_query_text(retriever) is None
