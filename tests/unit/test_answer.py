@@ -182,3 +182,19 @@ def test_filter_path_applies_to_the_reranked_answer() -> None:
     )
     answer = build_answer(engine_response(4), plan, ok([0.1, 0.4, 0.9, 0.2]))
     assert answer == {"hits": {"hits": [{"_id": "d2"}, {"_id": "d1"}]}}
+
+
+def test_explain_marks_hits_beyond_the_window() -> None:
+    plan = make_plan({"query": MATCH, "size": 6}, explain=True)
+    answer = build_answer(engine_response(6), plan, ok([0.1, 0.4, 0.9, 0.2]))
+    assert [h["_rerank"]["status"] for h in answer["hits"]["hits"]][3:] == [
+        "reranked",
+        "beyond_window",
+        "beyond_window",
+    ]
+
+
+def test_beyond_window_hits_keep_their_engine_score() -> None:
+    plan = make_plan({"query": MATCH, "size": 6})
+    answer = build_answer(engine_response(6), plan, ok([0.1, 0.4, 0.9, 0.2]))
+    assert [h["_score"] for h in answer["hits"]["hits"]][4:] == [2.0, 1.0]
