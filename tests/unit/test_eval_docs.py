@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import EvalError
-from bridge.eval.docs import END, START, update_docs
+from bridge.eval.docs import END, START, update_docs, update_docs_from_dirs
 from bridge.eval.results import EvalReport, SystemResult
 
 
@@ -53,3 +53,12 @@ def test_readme_without_markers_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(EvalError, match="no generated results section"):
         update_docs([_report()], [_files(tmp_path)], tmp_path)
+
+
+def test_section_can_be_rebuilt_from_an_eval_output_folder(tmp_path: Path) -> None:
+    from bridge.eval.api import write_outputs
+
+    (tmp_path / "README.md").write_text(f"{START}\n{END}\n")
+    write_outputs(_report(), tmp_path / "out")
+    update_docs_from_dirs([tmp_path / "out"], tmp_path)
+    assert "| bm25 | 0.2500 |" in (tmp_path / "README.md").read_text()
