@@ -75,6 +75,15 @@ class Proxy:
         self.metrics = ProxyMetrics()
         self.upstream = Upstream(settings.upstream)
         self.models = ModelPool(settings.scorer, settings.batching, self.metrics, loader=loader)
+        configured = settings.upstream.engine
+        self.engine = "elasticsearch" if configured == "auto" else configured
+
+    def note_engine(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Learn the engine kind from an answer: only Elasticsearch sends X-Elastic-Product."""
+        if self.settings.upstream.engine != "auto":
+            return
+        product = next((v for n, v in headers if n.lower() == b"x-elastic-product"), None)
+        self.engine = "elasticsearch" if product == b"Elasticsearch" else "opensearch"
 
     # -- request bodies ---------------------------------------------------------------------
 
@@ -158,6 +167,9 @@ class Proxy:
             )
             upstream["reachable"] = True
             upstream["http_status"] = answer.status_code
+            if answer.status_code == 200:
+                self.note_engine(answer.headers)
+            upstream["engine"] = self.engine
             with contextlib.suppress(ValueError):
                 upstream["cluster_status"] = answer.json().get("status")
         except UpstreamError as exc:
@@ -177,6 +189,12 @@ class Proxy:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        with contextlib.suppress(UpstreamError):  # learn the engine kind early if it is up
+            probe = await self.upstream.send(
+                "GET", b"/_cluster/health", b"", [], None, stream=False, timeout_s=2.0
+            )
+            if probe.status_code == 200:
+                self.note_engine(probe.headers)
         await self.models.preload(self.settings.models())
         try:
             yield

@@ -193,7 +193,9 @@ class SearchRoutes:
             return await self.forward_json(request, query, content, [], started)
         index = request.path_params.get("index")
         params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-        plan = plan_search(payload, self.config_for(section, index), params)
+        plan = plan_search(
+            payload, self.config_for(section, index), params, engine=self.proxy.engine
+        )
         plan = await self.embed_knn(plan, section)
         sub = SubSearch(plan)
         engine_query = urlencode(plan.params).encode("latin-1")
@@ -237,7 +239,9 @@ class SearchRoutes:
                 index = ",".join(str(name) for name in index)
             index = index if isinstance(index, str) else url_index
             try:
-                plan = plan_search(payload, self.config_for(section, index), {})
+                plan = plan_search(
+                    payload, self.config_for(section, index), {}, engine=self.proxy.engine
+                )
             except ConfigError as exc:
                 raise type(exc)(exc.reason, field=where) from None
             plan = await self.embed_knn(plan, section)
@@ -298,6 +302,8 @@ class SearchRoutes:
             return self.answer(
                 answer, answer.content, "passthrough", models, started, gzip_ok=gzip_ok
             )
+        if answer.status_code == 200:
+            self.proxy.note_engine(answer.headers)
         engine_json = _json_or_none(answer)
         if answer.status_code != 200 or engine_json is None:
             for sub in active:

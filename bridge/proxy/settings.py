@@ -35,6 +35,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 API_KEY_ENV = "RERANK_BRIDGE_API_KEY"
 CONFIG_ENV = "RERANK_BRIDGE_PROXY_CONFIG"
 UPSTREAM_ENV = "RERANK_BRIDGE_UPSTREAM"
+ENGINES = ("auto", "elasticsearch", "opensearch")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class UpstreamSettings:
     timeout_s: float = 60.0
     connect_timeout_s: float = 5.0
     max_connections: int = 256
+    # whose _source filtering rules restored answers follow; auto: told by X-Elastic-Product
+    engine: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,8 @@ def settings_from_mapping(raw: Mapping[str, Any], *, upstream: str | None = None
         raise ConfigError("is required (config file or --upstream)", field="upstream.url")
     up_values["url"] = _check_url(str(up_values["url"]))
     upstream_settings = _build(UpstreamSettings, up_values, "upstream")
+    if upstream_settings.engine not in ENGINES:
+        raise ConfigError(f"must be one of {list(ENGINES)}", field="upstream.engine")
     if upstream_settings.ca_file and not Path(upstream_settings.ca_file).is_file():
         raise ConfigError("file not found", field="upstream.ca_file")
 

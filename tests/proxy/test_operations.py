@@ -74,3 +74,25 @@ def test_serve_command_reports_a_bad_config_file(tmp_path: Path) -> None:
         check=False,
     )
     assert (result.returncode, "batching.max_wait_ms" in result.stderr) == (2, True)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_proxy_learns_which_engine_it_fronts(
+    request: pytest.FixtureRequest, start_proxy: StartProxy, engine: str
+) -> None:
+    upstream = request.getfixturevalue(
+        "es_upstream" if engine == "elasticsearch" else "os_upstream"
+    )
+    proxy = start_proxy(upstream)
+    assert httpx.get(f"{proxy.url}/_bridge/health").json()["upstream"]["engine"] == engine
+
+
+def test_engine_set_in_the_settings_is_not_second_guessed() -> None:
+    from bridge.proxy.app import Proxy
+    from bridge.proxy.settings import settings_from_mapping
+
+    settings = settings_from_mapping({"upstream": {"url": "http://x:9200", "engine": "opensearch"}})
+    proxy = Proxy(settings)
+    proxy.note_engine([(b"x-elastic-product", b"Elasticsearch")])
+    assert proxy.engine == "opensearch"
