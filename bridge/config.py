@@ -121,7 +121,7 @@ class RerankConfig:
     ``window_size`` hits from the top of the engine's order are reranked. The engine is asked for
     ``max(window_size, from + size)`` hits; a request needing more than ``max_window`` is refused.
     ``min_score`` applies to the model score (its scale is the model's, independent of the
-    fusion method and of the other hits), and only to reranked hits.
+    fusion method and of the other hits); with it, only reranked hits reaching it are returned.
     ``timeout_ms`` bounds passage building plus scoring; ``None`` means no limit.
     """
 

@@ -7,8 +7,10 @@ Aggregations, suggest, total hits and the rest are the engine's objects, untouch
 ``explain`` does a hit get ``_rerank`` and the response a top-level ``rerank`` object.
 
 A ``filter_path`` parameter is applied here, to the answer (the engine call went without it).
-Hits beyond the window keep their engine ``_score``. ``min_score`` drops reranked hits whose model
-score is below it; ``hits.total`` stays the engine's count.
+Hits beyond the window keep their engine ``_score``. ``min_score`` keeps only reranked hits whose
+model score reaches it: hits below it, and the never-scored hits beyond the window, are left out
+(so pages stay slices of one list); when scoring failed it does not apply. ``hits.total`` stays
+the engine's count.
 """
 
 from __future__ import annotations
@@ -82,9 +84,11 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
             ordered.append(hit)
         if ordered:
             max_score = max(h["_score"] for h in ordered)
-        rest_start = len(window_hits)
+        # With min_score only judged hits qualify; hits past the window were never scored.
+        rest_start = len(hits) if min_score is not None else len(window_hits)
     else:
         rest_start = 0
+    reranked = len(ordered)
     for rank, engine_hit in enumerate(hits[rest_start:], start=rest_start + 1):
         copy = dict(engine_hit)
         if explain:
@@ -114,7 +118,6 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
     if plan.filter_path:
         answer = apply_filter_path(answer, plan.filter_path)
     if explain:
-        reranked = len(ordered) - (len(hits) - rest_start) if outcome.reranked else 0
         answer["rerank"] = _summary(plan, outcome, reranked=reranked, dropped=dropped)
     return answer
 

@@ -77,3 +77,29 @@ def test_any_page_is_the_matching_slice(
     config = RerankConfig.from_value({"fields": ["title"], "window_size": window})
     everything = page(hits, model, config, 0, n)
     assert page(hits, model, config, frm, size) == everything[frm : frm + size]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(0, 50),
+    window=st.integers(1, 30),
+    size=st.integers(1, 15),
+    min_score=scores,
+    data=st.data(),
+)
+def test_pages_with_min_score_are_slices_of_the_kept_reranked_order(
+    n: int, window: int, size: int, min_score: float, data: st.DataObject
+) -> None:
+    hits = engine_hits(n)
+    model = {h["_id"]: data.draw(scores) for h in hits}
+    config = RerankConfig.from_value(
+        {"fields": ["title"], "window_size": window, "min_score": min_score}
+    )
+    pages: list[str] = []
+    for frm in range(0, n, size):
+        pages.extend(page(hits, model, config, frm, size))
+
+    top = hits[:window]
+    ranked = sorted(top, key=lambda h: -model[h["_id"]])  # replace fusion, stable on ties
+    kept = [h["_id"] for h in ranked if model[h["_id"]] >= min_score]
+    assert pages == kept

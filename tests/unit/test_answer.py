@@ -198,3 +198,15 @@ def test_beyond_window_hits_keep_their_engine_score() -> None:
     plan = make_plan({"query": MATCH, "size": 6})
     answer = build_answer(engine_response(6), plan, ok([0.1, 0.4, 0.9, 0.2]))
     assert [h["_score"] for h in answer["hits"]["hits"]][4:] == [2.0, 1.0]
+
+
+def test_min_score_leaves_out_never_scored_hits_beyond_the_window() -> None:
+    plan = make_plan({"query": MATCH, "size": 6}, min_score=0.3)
+    answer = build_answer(engine_response(6), plan, ok([0.1, 0.4, 0.9, 0.2]))
+    assert ids(answer) == ["d2", "d1"]
+
+
+def test_min_score_does_not_apply_when_scoring_failed() -> None:
+    plan = make_plan({"query": MATCH, "size": 3}, min_score=0.3)
+    answer = build_answer(engine_response(4), plan, Outcome(status="model_error", error="x"))
+    assert ids(answer) == ["d0", "d1", "d2"]
