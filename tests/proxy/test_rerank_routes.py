@@ -395,3 +395,14 @@ def test_engine_error_on_a_rerank_search_is_the_engine_answer(
         direct.json()["error"]["type"],
         "skipped",
     )
+
+
+def test_filter_path_applies_to_the_reranked_answer(proxy: ProxyServer, es_index: str) -> None:
+    response = search(
+        proxy, es_index, {"query": QUERY, "size": 2}, "?rerank=true&filter_path=hits.hits._id"
+    )
+    assert (response.headers["x-rerank-status"], list(response.json()), len(ids(response))) == (
+        "reranked",
+        ["hits"],
+        2,
+    )
