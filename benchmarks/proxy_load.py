@@ -117,7 +117,9 @@ class ProxyProcess:
             config.write(_toml(settings))
         self._config_path = config.name
         env = {**os.environ, "RERANK_BRIDGE_OFFLINE": "1"}
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
+        self.log_path = Path(tempfile.gettempdir()) / f"rerank-bridge-bench-{self.port}.log"
+        self._log = self.log_path.open("wb")
+        self.keep_log = False  # set when a run had errors: the log says why
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -139,8 +141,7 @@ class ProxyProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                self._log.seek(0)
-                raise SystemExit(f"proxy exited: {self._log.read().decode()[-2000:]}")
+                raise SystemExit(f"proxy exited: {self.log_path.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/_bridge/health", timeout=2).status_code == 200:
                     return
@@ -157,6 +158,8 @@ class ProxyProcess:
             self._process.kill()
         os.unlink(self._config_path)
         self._log.close()
+        if not self.keep_log:
+            self.log_path.unlink(missing_ok=True)
 
 
 def _toml(settings: dict[str, Any]) -> str:
@@ -296,12 +299,15 @@ def load(on: ProxyProcess, index: str, terms: list[str], args: argparse.Namespac
     )
     after = _batch_counts(on.url)
     runs, searches = after[0] - before[0], after[1] - before[1]
+    if result.errors:
+        on.keep_log = True
     emit(
         figure="load_reranked_search",
         clients=args.load_clients,
         target="0 errors",
         model_runs=runs,
         searches_per_model_run=round(searches / runs, 2) if runs else None,
+        proxy_log=str(on.log_path) if on.keep_log else None,
         **result.summary(),
     )
 

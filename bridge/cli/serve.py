@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        timeout_keep_alive=int(settings.limits.keep_alive_s),
         access_log=False,  # bridge.proxy.access logs one JSON line per request instead
         server_header=False,
         date_header=False,

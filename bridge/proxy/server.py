@@ -14,7 +14,9 @@ from starlette.types import ASGIApp
 class ProxyServer:
     """``with ProxyServer(app) as server: server.url``: uvicorn on 127.0.0.1:<free port>."""
 
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, keep_alive_s: int = 75
+    ) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
@@ -27,6 +29,7 @@ class ProxyServer:
             server_header=False,
             date_header=False,  # pass-through answers carry the engine's own headers
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=keep_alive_s,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -54,6 +54,9 @@ class UpstreamSettings:
 class LimitSettings:
     max_body_bytes: int = 100 * 1024 * 1024
     max_window: int = 200
+    # idle client connections stay open this long; clients such as elasticsearch-py keep pools
+    # for minutes, and a short timeout races their reuse of a connection (reset mid-request)
+    keep_alive_s: float = 75.0
 
 
 @dataclass(frozen=True)
