@@ -406,3 +406,41 @@ def test_filter_path_applies_to_the_reranked_answer(proxy: ProxyServer, es_index
         ["hits"],
         2,
     )
+
+
+def test_concurrent_searches_each_get_their_own_ranking(
+    start_proxy: StartProxy, es_upstream: str, es_index: str, bi_encoder_dir: Path
+) -> None:
+    import asyncio
+
+    # fp32 model: int8 models quantize activations per run, so their scores shift a little
+    # with the batch they are in; a long wait so that the concurrent searches share runs
+    proxy = start_proxy(
+        es_upstream,
+        rerank={"model": str(bi_encoder_dir), "fields": ["title"]},
+        batching={"max_wait_ms": 50},
+        scorer={"cache_size": 0},  # every pair scored again, in the shared runs
+    )
+    terms = ["drill", "drill set", "hammer drill", "drill kit", "bench drill", "drill battery"]
+    bodies = [{"query": {"match": {"title": term}}, "rerank": {}} for term in terms]
+    alone = [search(proxy, es_index, body).json()["hits"]["hits"] for body in bodies]
+
+    async def together() -> list[Any]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            answers = await asyncio.gather(
+                *(client.post(f"{proxy.url}/{es_index}/_search", json=body) for body in bodies)
+            )
+        return [answer.json()["hits"]["hits"] for answer in answers]
+
+    shared = asyncio.run(together())
+    metrics = httpx.get(f"{proxy.url}/_bridge/metrics").text
+    runs = next(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("rerank_bridge_batch_requests_count")
+    )
+    # the alone pass made one run per search; the shared pass must have needed fewer
+    assert runs < 2 * len(terms)
+    assert [h["_score"] for hits in shared for h in hits] == pytest.approx(
+        [h["_score"] for hits in alone for h in hits], abs=1e-4
+    )
