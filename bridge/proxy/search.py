@@ -119,6 +119,12 @@ class SearchRoutes:
             **self.proxy.settings.rerank_defaults_for(index),
         }
         config = RerankConfig.from_value(True if section is None else section, defaults)
+        if config.max_length != defaults.get("max_length"):
+            # each max_length is its own model session: requests must not multiply them
+            raise ConfigError(
+                "is fixed by the proxy configuration (rerank.max_length in its settings)",
+                field="rerank.max_length",
+            )
         if config.max_window > limits.max_window:  # a client may lower the limit, never raise it
             config = replace(config, max_window=limits.max_window)
         allowed = self.allowed_models

@@ -444,3 +444,11 @@ def test_concurrent_searches_each_get_their_own_ranking(
     assert [h["_score"] for hits in shared for h in hits] == pytest.approx(
         [h["_score"] for hits in alone for h in hits], abs=1e-4
     )
+
+
+def test_request_cannot_choose_its_own_max_length(proxy: ProxyServer, es_index: str) -> None:
+    response = search(proxy, es_index, {"query": QUERY, "rerank": {"max_length": 77}})
+    assert (response.status_code, "rerank.max_length" in response.json()["error"]["reason"]) == (
+        400,
+        True,
+    )
