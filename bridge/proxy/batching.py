@@ -2,11 +2,11 @@
 
 The first request to arrive opens a batch; others join it for at most ``max_wait_s`` (default 2 ms)
 or until the batch holds ``max_pairs`` pairs / ``max_tokens`` estimated tokens. One worker task per
-model runs the batches one after another in a dedicated thread, so the event loop stays free and
-ONNX keeps all its intra-op threads for one large run instead of several small ones fighting for
-two cores. If a batch fails, its requests are retried one by one so a bad request cannot fail its
-neighbours. With batching off, every request runs on its own (same thread pool), the peer figure
-for the benchmark.
+model forms the batches and runs at most ``max_runs`` of them at a time on dedicated threads, so
+the event loop stays free and the model sees a few large runs instead of many small ones. If a
+batch fails, its requests are retried one by one so a bad request cannot fail its neighbours.
+With batching off, every request runs on its own (same thread pool), the peer figure for the
+benchmark.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class MicroBatcher:
         max_wait_s: float = 0.002,
         max_pairs: int = 256,
         max_tokens: int = 65536,
+        max_runs: int = 2,
         metrics: ProxyMetrics | None = None,
         cache_stats: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
@@ -65,11 +66,14 @@ class MicroBatcher:
         self.max_tokens = max_tokens
         self._metrics = metrics
         self._cache_stats = cache_stats
-        # one thread when batching: runs are serial by design; a few when not, so that the
-        # unbatched peer can overlap runs the way a naive server would
+        # `max_runs` batches in flight at once, so that one batch's tokenization overlaps
+        # another's ONNX run on the other core; a few threads when not batching, so that the
+        # unbatched peer overlaps runs the way a naive server would
         self._executor = ThreadPoolExecutor(
-            max_workers=1 if enabled else 4, thread_name_prefix=f"rerank-{name}"
+            max_workers=max_runs if enabled else 4, thread_name_prefix=f"rerank-{name}"
         )
+        self._slots = asyncio.Semaphore(max_runs)
+        self._running: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[_Item] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._carry: _Item | None = None
@@ -96,6 +100,8 @@ class MicroBatcher:
         while True:
             first = self._carry or await self._queue.get()
             self._carry = None
+            # wait for a free run slot first: whatever queues meanwhile joins this batch
+            await self._slots.acquire()
             batch = [first]
             pairs, tokens = len(first.pairs), first.tokens
             deadline = first.arrived + self.max_wait_s
@@ -119,7 +125,15 @@ class MicroBatcher:
                 batch.append(item)
                 pairs += len(item.pairs)
                 tokens += item.tokens
-            await self._settle([item for item in batch if not item.future.done()])
+            task = asyncio.get_running_loop().create_task(
+                self._settle([item for item in batch if not item.future.done()])
+            )
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
 
     async def _settle(self, batch: list[_Item]) -> None:
         if not batch:
@@ -165,6 +179,8 @@ class MicroBatcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         if self._queue is not None:
             while not self._queue.empty():
                 _resolve(self._queue.get_nowait().future, RuntimeError("proxy shutting down"))

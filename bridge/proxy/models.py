@@ -76,6 +76,7 @@ class ModelPool:
                 max_wait_s=self._batching.max_wait_ms / 1000,
                 max_pairs=self._batching.max_batch_pairs,
                 max_tokens=self._batching.max_batch_tokens,
+                max_runs=self._batching.max_concurrent_runs,
                 metrics=self._metrics,
                 cache_stats=(lambda: (cache.hits, cache.misses)) if cache is not None else None,
             )

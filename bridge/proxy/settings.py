@@ -74,6 +74,7 @@ class BatchingSettings:
     max_wait_ms: float = 2.0
     max_batch_pairs: int = 256
     max_batch_tokens: int = 65536
+    max_concurrent_runs: int = 2
 
 
 @dataclass(frozen=True)

@@ -115,3 +115,23 @@ async def test_empty_request_needs_no_model_run(enabled: bool) -> None:
     batcher = MicroBatcher(scorer, name="m", enabled=enabled)
     assert (await batcher.score([]), scorer.runs) == ([], [])
     await batcher.aclose()
+
+
+async def test_two_batches_can_run_at_once() -> None:
+    scorer = Recorder(delay_s=0.3)
+    batcher = MicroBatcher(scorer, name="m", max_wait_s=0.001, max_pairs=1, max_runs=2)
+    started = time.perf_counter()
+    await asyncio.gather(batcher.score(pairs_for("a", 1)), batcher.score(pairs_for("b", 1)))
+    elapsed = time.perf_counter() - started
+    await batcher.aclose()
+    assert (scorer.runs, elapsed < 0.55) == ([1, 1], True)
+
+
+async def test_one_run_slot_runs_batches_one_after_another() -> None:
+    scorer = Recorder(delay_s=0.3)
+    batcher = MicroBatcher(scorer, name="m", max_wait_s=0.001, max_pairs=1, max_runs=1)
+    started = time.perf_counter()
+    await asyncio.gather(batcher.score(pairs_for("a", 1)), batcher.score(pairs_for("b", 1)))
+    elapsed = time.perf_counter() - started
+    await batcher.aclose()
+    assert elapsed >= 0.6
