@@ -40,7 +40,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--windows", default="20,50", help="rerank windows for the eval")
     parser.add_argument("--no-vectors", action="store_true", help="skip kNN and hybrid")
     parser.add_argument("--no-msmarco", action="store_true", help="skip the TREC-DL19 eval")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "eval-results" / "demo")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "eval-out" / "demo")
     parser.add_argument(
         "--update-docs",
         action="store_true",

@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--embedding-model", help="bi-encoder directory for vectors")
     parser.add_argument("--max-length", type=int, help="max tokens per query+passage pair")
-    parser.add_argument("--out", type=Path, help="output folder (default eval-results/<name>)")
+    parser.add_argument("--out", type=Path, help="output folder (default eval-out/<name>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     client, kind = connect(url, None if args.engine_kind == "auto" else args.engine_kind)
     try:
         if args.dataset is not None:
-            out = args.out or Path("eval-results") / args.dataset.resolve().name
+            out = args.out or Path("eval-out") / args.dataset.resolve().name
             result = eval_dataset(
                 client,
                 args.dataset,
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 embedding_model=args.embedding_model,
             )
         else:
-            out = args.out or Path("eval-results") / args.index
+            out = args.out or Path("eval-out") / args.index
             fields = [f.strip() for f in args.fields.split(",")] if args.fields else None
             result = eval_index(
                 client,

@@ -3,7 +3,7 @@
 The README section lives between two markers and is only ever rewritten from eval output
 (`results.json`, `results.md` and the PNGs an eval writes), so its figures are never typed by hand:
 
-    python -m bridge.eval.docs eval-results/demo/homedepot eval-results/demo/msmarco-dl19
+    python -m bridge.eval.docs eval-out/demo/homedepot eval-out/demo/msmarco-dl19
 """
 
 from __future__ import annotations
