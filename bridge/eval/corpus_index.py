@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from bridge.errors import EvalError
+from bridge.errors import BridgeError, EvalError, UpstreamError
 from bridge.eval.datasets import Dataset
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,12 @@ def temporary_index(
     """Yield the name of a fresh index holding `dataset`; the index is deleted afterwards."""
     name = f"{prefix}-{_slug(dataset.name)}-{uuid.uuid4().hex[:8]}"
     try:
-        load_corpus(client, name, dataset, embed=embed, progress=progress)
+        try:
+            load_corpus(client, name, dataset, embed=embed, progress=progress)
+        except BridgeError:
+            raise
+        except Exception as exc:  # the client's transport/API errors: one line, not a traceback
+            raise UpstreamError(f"indexing {dataset.name} into {name} failed: {exc}") from exc
         yield name
     finally:
         try:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.errors import EvalError
+from bridge.errors import BridgeError, EvalError, UpstreamError
 from bridge.eval.choice import display_name
 from bridge.eval.metrics import evaluate
 from bridge.eval.progress import progress_bar
@@ -117,16 +117,21 @@ class EvalRunner:
         }
 
     def _query_once(self, system: _System, text: str) -> list[str]:
-        kwargs: dict[str, Any] = {"index": self.index, "size": system.depth}
-        if system.system in ("bm25", "bm25+rerank"):
-            kwargs["query"] = self._text_query(text)
+        # body= style: opensearch-py has no `query=`/`knn=` keyword arguments
+        body: dict[str, Any] = {"size": system.depth}
+        if system.system in ("bm25", "bm25+rerank", "hybrid+rerank"):
+            body["query"] = self._text_query(text)
         if system.system in ("knn", "hybrid+rerank"):
-            kwargs["knn"] = self._knn(text, system.depth)
-        if system.system in ("hybrid+rerank",):
-            kwargs["query"] = self._text_query(text)
+            body["knn"] = self._knn(text, system.depth)
+        kwargs: dict[str, Any] = {"index": self.index, "body": body}
         if system.model is not None:
             kwargs["rerank"] = self._rerank(system, text)
-        response = self.search.search(**kwargs)
+        try:
+            response = self.search.search(**kwargs)
+        except BridgeError:
+            raise
+        except Exception as exc:  # the client's transport/API errors: one line, not a traceback
+            raise UpstreamError(f"{_label(system)} search failed for {text!r}: {exc}") from exc
         if system.model is not None:
             summary = response.get("rerank") or {}
             if summary.get("status") in FAIL_OPEN_STATUSES:

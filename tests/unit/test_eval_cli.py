@@ -45,3 +45,8 @@ def test_unknown_fusion_method_is_named(capsys: pytest.CaptureFixture[str]) -> N
 def test_fusion_json_must_parse(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _error(["--engine", "http://x", "--dataset", "d", "--fusion", "{bad"], capsys)
     assert (code, "not valid JSON" in err) == (2, True)
+
+
+def test_unreachable_engine_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _error(["--engine", "http://127.0.0.1:9", "--dataset", "d"], capsys)
+    assert (code, len(err.splitlines()), "cannot reach an engine" in err) == (2, 1, True)
