@@ -203,3 +203,61 @@ def test_temporary_index_is_deleted_when_the_eval_fails(
     args = ["--model", str(nano_cross_encoder_dir), "--out", str(tmp_path), "--no-progress"]
     code = main(["eval", "--engine", es_url, "--dataset", str(cranfield_dir), *args])
     assert (code, len(seen[0]), _indices(es_client)) == (2, 1, set())
+
+
+@pytest.fixture
+def tiny_vector_index(es_client: Any, bi_encoder_dir: Path) -> Iterator[str]:
+    from bridge.scoring import load_scorer
+
+    embed = load_scorer(bi_encoder_dir).embed
+    vectors = embed(list(DOCS.values()))
+    name = f"test-eval-vec-{uuid.uuid4().hex[:8]}"
+    es_client.indices.create(
+        index=name,
+        mappings={
+            "properties": {
+                "title": {"type": "text", "analyzer": "standard"},
+                "embedding": {"type": "dense_vector", "dims": int(vectors.shape[1])},
+            }
+        },
+    )
+    for (doc_id, title), vector in zip(DOCS.items(), vectors, strict=True):
+        document = {"title": title, "embedding": [float(x) for x in vector]}
+        es_client.index(index=name, id=doc_id, document=document)
+    es_client.indices.refresh(index=name)
+    yield name
+    es_client.indices.delete(index=name, ignore_unavailable=True)
+
+
+def test_index_with_vectors_adds_knn_and_hybrid_systems(
+    es_url: str,
+    tiny_vector_index: str,
+    queries_file: Path,
+    tmp_path: Path,
+    nano_cross_encoder_dir: Path,
+    bi_encoder_dir: Path,
+) -> None:
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 d1 2\nq2 0 d3 1\n")
+    out = tmp_path / "out"
+    models = ["--embedding-model", str(bi_encoder_dir), "--model", str(nano_cross_encoder_dir)]
+    files = ["--queries", str(queries_file), "--qrels", str(qrels), "--out", str(out)]
+    options = ["--window", "3", "--no-progress"]
+    code = main(
+        ["eval", "--engine", es_url, "--index", tiny_vector_index, *files, *models, *options]
+    )
+    systems = json.loads((out / "results.json").read_text())["systems"]
+    assert (code, [s["system"] for s in systems]) == (
+        0,
+        ["bm25", "knn", "bm25+rerank", "hybrid+rerank"],
+    )
+
+
+def test_eval_runs_on_opensearch(
+    os_url: str, cranfield_dir: Path, nano_cross_encoder_dir: Path, tmp_path: Path
+) -> None:
+    args = ["--model", str(nano_cross_encoder_dir), "--max-queries", "3", "--window", "5"]
+    where = ["--dataset", str(cranfield_dir), "--out", str(tmp_path), "--no-progress"]
+    code = main(["eval", "--engine", os_url, *where, *args])
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert (code, report["engine"], len(report["systems"])) == (0, "opensearch", 2)
