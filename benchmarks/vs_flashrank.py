@@ -235,7 +235,11 @@ def run_model(size: str, args: argparse.Namespace) -> None:
     # FlashRank calls logging.basicConfig(INFO); keep its per-call chatter out of the output.
     logging.getLogger().setLevel(logging.WARNING)
     ours = Ranker(
-        model_name=name, cache_dir=cache, max_length=args.max_length, threads=args.threads
+        model_name=name,
+        cache_dir=cache,
+        max_length=args.max_length,
+        threads=args.threads,
+        spin=args.spin,
     )
     print(json.dumps(parity(size, flash, args)), flush=True)
     if args.check_only:
@@ -308,6 +312,7 @@ def run_model(size: str, args: argparse.Namespace) -> None:
             "speedup_p50": round(statistics.median(flash_ms) / statistics.median(ours_ms), 2),
             "max_score_diff": float(f"{max_diff:.3g}"),
             "flashrank_self_drift": float(f"{self_drift:.3g}"),
+            "bridge_spin": args.spin,
             "loadavg_1m": round(os.getloadavg()[0], 1),
         }
         print(json.dumps(line), flush=True)
@@ -322,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None, help="bridge intra-op threads")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--spin", action="store_true", help="bridge: let ORT threads spin")
     parser.add_argument(
         "--check-only", action="store_true", help="print only the score parity check, no timing"
     )

@@ -65,6 +65,7 @@ class Ranker:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
         cache_size: int = 0,
+        spin: bool = False,
     ) -> None:
         # log_level is accepted for FlashRank compatibility; a library leaves logging to the app.
         del log_level
@@ -77,6 +78,7 @@ class Ranker:
             providers=providers,
             threads=threads,
             cache_size=cache_size,
+            spin=spin,
         )
 
     def rerank(self, request: RerankRequest, *, top_n: int | None = None) -> list[dict[str, Any]]:

@@ -308,8 +308,13 @@ def load_scorer(
     query_max_tokens: int | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     download: bool = True,
+    spin: bool = False,
 ) -> CrossEncoderScorer | BiEncoderScorer:
-    """Resolve ``model`` (a known name or a local directory) and open a scorer for it."""
+    """Resolve ``model`` (a known name or a local directory) and open a scorer for it.
+
+    ``spin=True`` lets ORT worker threads spin between operators: lower latency on an otherwise
+    idle machine, much higher under CPU contention (benchmarks/README.md), so it is off by default.
+    """
     from bridge.models import resolve_model
 
     cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
@@ -321,6 +326,7 @@ def load_scorer(
         threads=threads,
         cache_dir=cache_path,
         model_config=files.config,
+        spin=spin,
     )
     cache = ScoreCache(cache_size) if cache_size > 0 else None
     if files.kind == "bi":
@@ -364,6 +370,7 @@ class SharedScorers:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
         cache_size: int = 0,
+        spin: bool = False,
     ) -> CrossEncoderScorer | BiEncoderScorer:
         key = (
             str(model),
@@ -372,6 +379,7 @@ class SharedScorers:
             tuple(providers) if providers else None,
             threads,
             cache_size,
+            spin,
         )
         with self._guard:
             scorer = self._scorers.get(key)
@@ -388,6 +396,7 @@ class SharedScorers:
                     providers=providers,
                     threads=threads,
                     cache_size=cache_size,
+                    spin=spin,
                 )
                 with self._guard:
                     self._scorers[key] = scorer
