@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,9 @@ from bridge.scoring.batching import Batch, make_batches
 from bridge.scoring.cache import CacheKey, ScoreCache
 from bridge.scoring.session import create_session
 from bridge.scoring.tokenize import PairTokenizer, TextTokenizer, Tokens
+
+if TYPE_CHECKING:
+    from bridge.models import ModelFiles
 
 logger = logging.getLogger(__name__)
 
@@ -315,11 +318,8 @@ def load_scorer(
     ``spin=True`` lets ORT worker threads spin between operators: lower latency on an otherwise
     idle machine, much higher under CPU contention (benchmarks/README.md), so it is off by default.
     """
-    from bridge.models import resolve_model
-
     cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
-    files = resolve_model(str(model), cache_dir=cache_path, download=download)
-    length = max_length or files.max_length or _default_max_length(files.config)
+    files = _resolve(model, cache_path, download)
     session = create_session(
         files.onnx_path,
         providers=providers,
@@ -328,6 +328,33 @@ def load_scorer(
         model_config=files.config,
         spin=spin,
     )
+    return _scorer_over(
+        files,
+        session,
+        max_length=max_length,
+        cache_size=cache_size,
+        query_max_tokens=query_max_tokens,
+        token_budget=token_budget,
+    )
+
+
+def _resolve(model: str | Path, cache_dir: Path | None, download: bool) -> ModelFiles:
+    from bridge.models import resolve_model
+
+    return resolve_model(str(model), cache_dir=cache_dir, download=download)
+
+
+def _scorer_over(
+    files: ModelFiles,
+    session: ort.InferenceSession,
+    *,
+    max_length: int | None,
+    cache_size: int,
+    query_max_tokens: int | None = None,
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
+) -> CrossEncoderScorer | BiEncoderScorer:
+    """A scorer (tokenizer, truncation, score cache) over an already open session."""
+    length = max_length or files.max_length or _default_max_length(files.config)
     cache = ScoreCache(cache_size) if cache_size > 0 else None
     if files.kind == "bi":
         return BiEncoderScorer(
@@ -353,11 +380,14 @@ class SharedScorers:
     """Process-wide registry of loaded scorers keyed by (model, options); each loads once.
 
     The wrapper, the proxy and the integrations share sessions through ``shared_scorers`` rather
-    than each opening their own copy of the same model.
+    than each opening their own copy of the same model. Scorers that differ only in text options
+    (``max_length``, score cache size) share one ONNX session: the session is the costly part,
+    the tokenizer and cache around it are cheap.
     """
 
     def __init__(self) -> None:
         self._scorers: dict[tuple[Any, ...], CrossEncoderScorer | BiEncoderScorer] = {}
+        self._sessions: dict[tuple[Any, ...], ort.InferenceSession] = {}
         self._locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -372,15 +402,9 @@ class SharedScorers:
         cache_size: int = 0,
         spin: bool = False,
     ) -> CrossEncoderScorer | BiEncoderScorer:
-        key = (
-            str(model),
-            str(cache_dir) if cache_dir is not None else None,
-            max_length,
-            tuple(providers) if providers else None,
-            threads,
-            cache_size,
-            spin,
-        )
+        cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
+        runtime = (tuple(providers) if providers else None, threads, spin)
+        key = (str(model), str(cache_path), max_length, cache_size, *runtime)
         with self._guard:
             scorer = self._scorers.get(key)
             if scorer is not None:
@@ -389,18 +413,38 @@ class SharedScorers:
         with lock:  # loading can take seconds; other keys stay available meanwhile
             scorer = self._scorers.get(key)
             if scorer is None:
-                scorer = load_scorer(
-                    model,
-                    cache_dir=cache_dir,
-                    max_length=max_length,
-                    providers=providers,
-                    threads=threads,
-                    cache_size=cache_size,
-                    spin=spin,
-                )
+                files = _resolve(model, cache_path, download=True)
+                session = self._session(files, cache_path, providers, threads, spin)
+                scorer = _scorer_over(files, session, max_length=max_length, cache_size=cache_size)
                 with self._guard:
                     self._scorers[key] = scorer
             return scorer
+
+    def _session(
+        self,
+        files: ModelFiles,
+        cache_dir: Path | None,
+        providers: Sequence[str] | None,
+        threads: int | None,
+        spin: bool,
+    ) -> ort.InferenceSession:
+        key = (str(files.onnx_path), tuple(providers) if providers else None, threads, spin)
+        with self._guard:
+            lock = self._locks.setdefault(("session", *key), threading.Lock())
+        with lock:
+            session = self._sessions.get(key)
+            if session is None:
+                session = create_session(
+                    files.onnx_path,
+                    providers=providers,
+                    threads=threads,
+                    cache_dir=cache_dir,
+                    model_config=files.config,
+                    spin=spin,
+                )
+                with self._guard:
+                    self._sessions[key] = session
+            return session
 
     def __len__(self) -> int:
         with self._guard:
@@ -409,6 +453,7 @@ class SharedScorers:
     def clear(self) -> None:
         with self._guard:
             self._scorers.clear()
+            self._sessions.clear()
             self._locks.clear()
 
 

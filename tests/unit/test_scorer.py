@@ -208,6 +208,15 @@ def test_shared_scorers_load_each_model_and_options_once(nano_cross_encoder_dir:
     assert (first is again, first is other) == (True, False)
 
 
+def test_shared_scorers_differing_only_in_max_length_share_one_session(
+    nano_cross_encoder_dir: Path,
+) -> None:
+    registry = SharedScorers()
+    ranker_style = registry.get(nano_cross_encoder_dir, max_length=512)
+    wrapper_style = registry.get(nano_cross_encoder_dir)
+    assert ranker_style._model.session is wrapper_style._model.session
+
+
 def _token_output_scorer(
     bi: BiEncoderScorer, bi_encoder_dir: Path, pooling: str
 ) -> BiEncoderScorer:
