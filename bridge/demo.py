@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import html
 import logging
 import random
 import sys
@@ -158,11 +159,15 @@ def side_by_side(console: Any, client: Any, model: str, dataset: Any, count: int
 
 
 def _cell(hit: Any, grades: dict[str, int]) -> str:
+    from rich.markup import escape as markup_escape
+
     from bridge.eval.datasets import HOMEDEPOT_GAIN_SCALE
 
     gain = grades.get(str(hit["_id"]))
     grade = "–" if gain is None else f"{1 + gain / HOMEDEPOT_GAIN_SCALE:.2f}"
-    title = hit["_source"].get("title", "")
+    # Titles carry HTML entities from the source data and may contain brackets that rich would
+    # read as markup: unescape the one, escape the other, for display only.
+    title = markup_escape(html.unescape(str(hit["_source"].get("title", ""))))
     return f"{title}\n[dim]score {hit['_score']:.3f} · grade {grade}[/]"
 
 
