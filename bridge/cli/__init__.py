@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +17,34 @@ from bridge.errors import BridgeError
 
 # name of the sub-command -> module under bridge.cli that defines register(subparsers)
 _COMMAND_MODULES = ("models", "node", "serve", "eval")
+
+# Top-level module of an optional dependency -> the extra that installs it.
+_EXTRA_OF_MODULE = {
+    "elasticsearch": "elasticsearch",
+    "opensearchpy": "opensearch",
+    "starlette": "proxy",
+    "uvicorn": "proxy",
+    "httpx": "proxy",
+    "httpcore": "proxy",
+    "prometheus_client": "proxy",
+    "yaml": "proxy",
+    "onnx": "convert",
+    "safetensors": "convert",
+    "ir_measures": "eval",
+    "matplotlib": "eval",
+    "rich": "eval",
+    "tqdm": "eval",
+    "langchain_core": "langchain",
+    "llama_index": "llamaindex",
+}
+
+
+def _missing_extra_message(exc: ModuleNotFoundError) -> str | None:
+    top = (exc.name or "").split(".")[0]
+    extra = _EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    return f"this command needs {top!r}: pip install 'rerank-bridge[{extra}]'"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BridgeError as exc:
         print(f"rerank-bridge: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        message = _missing_extra_message(exc)
+        if message is None:
+            raise
+        print(f"rerank-bridge: error: {message}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader went away (`... | head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("rerank-bridge: interrupted", file=sys.stderr)
         return 130
