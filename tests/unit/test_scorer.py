@@ -245,3 +245,13 @@ def test_cls_pooling_takes_the_first_token(bi: BiEncoderScorer, bi_encoder_dir: 
 def test_an_unknown_pooling_is_a_model_error(bi: BiEncoderScorer, bi_encoder_dir: Path) -> None:
     with pytest.raises(ModelError, match="pooling"):
         _token_output_scorer(bi, bi_encoder_dir, "max")
+
+
+def test_batches_run_in_parallel_give_the_sequential_scores(nano_cross_encoder_dir: Path) -> None:
+    # A tiny token budget cuts 40 pairs into many batches, so ordering mistakes would show.
+    scorer = load_scorer(nano_cross_encoder_dir, token_budget=64)
+    passages = [f"cordless drill kit number {i} " + "with battery " * (i % 7) for i in range(40)]
+    scorer._model.parallel_batches = 1
+    sequential = scorer.score("cordless drill", passages)
+    scorer._model.parallel_batches = 2
+    assert scorer.score("cordless drill", passages) == sequential
