@@ -34,8 +34,6 @@ _EXTRA_OF_MODULE = {
     "matplotlib": "eval",
     "rich": "eval",
     "tqdm": "eval",
-    "langchain_core": "langchain",
-    "llama_index": "llamaindex",
 }
 
 
