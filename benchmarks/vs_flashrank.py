@@ -200,7 +200,11 @@ def parity(size: str, flash: Any, args: argparse.Namespace) -> dict[str, Any]:
     from bridge import load_scorer
 
     scorer = load_scorer(
-        MODELS[size], cache_dir=args.cache_dir, max_length=args.max_length, token_budget=10**9
+        MODELS[size],
+        cache_dir=args.cache_dir,
+        max_length=args.max_length,
+        token_budget=10**9,
+        parallel_batches=1,
     )
     rng = random.Random(args.seed + 1)
     worst = 0.0

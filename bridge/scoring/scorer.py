@@ -37,6 +37,8 @@ DEFAULT_MAX_LENGTH = 512
 # poorly; two batches in flight kept both cores busy: nano 49 -> 42 ms, small 1,067 -> 919 ms for
 # 20 product passages on the quiet 2-core machine (benchmarks/README.md).
 DEFAULT_PARALLEL_BATCHES = 2
+# A call this small runs as one batch: splitting it saves less than a run's fixed cost.
+MIN_SPLIT_TOKENS = 256
 
 
 @runtime_checkable
@@ -126,8 +128,10 @@ class _OnnxModel:
         """
         if self.parallel_batches <= 1:
             return self.token_budget
-        share = -(-int(tokens.lengths.sum()) // self.parallel_batches)
-        return max(1, min(self.token_budget, share))
+        total = int(tokens.lengths.sum())
+        if total <= MIN_SPLIT_TOKENS:
+            return self.token_budget
+        return min(self.token_budget, -(-total // self.parallel_batches))
 
     def _run_batch(self, batch: Batch) -> npt.NDArray[Any]:
         feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
@@ -215,9 +219,14 @@ class CrossEncoderScorer(_CachedScoring):
         cache: ScoreCache | None = None,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         max_batch: int = DEFAULT_MAX_BATCH,
+        parallel_batches: int = DEFAULT_PARALLEL_BATCHES,
     ) -> None:
         self._model = _OnnxModel(
-            session, output_name=output_name, token_budget=token_budget, max_batch=max_batch
+            session,
+            output_name=output_name,
+            token_budget=token_budget,
+            max_batch=max_batch,
+            parallel_batches=parallel_batches,
         )
         self._tokenizer = tokenizer
         self.model_name = model_name
@@ -270,11 +279,16 @@ class BiEncoderScorer(_CachedScoring):
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         max_batch: int = DEFAULT_MAX_BATCH,
         pooling: str | None = None,
+        parallel_batches: int = DEFAULT_PARALLEL_BATCHES,
     ) -> None:
         if pooling not in _POOLINGS:
             raise ModelError(f"unsupported pooling {pooling!r}; expected 'mean' or 'cls'")
         self._model = _OnnxModel(
-            session, output_name=output_name, token_budget=token_budget, max_batch=max_batch
+            session,
+            output_name=output_name,
+            token_budget=token_budget,
+            max_batch=max_batch,
+            parallel_batches=parallel_batches,
         )
         self._tokenizer = tokenizer
         self.model_name = model_name
@@ -348,11 +362,14 @@ def load_scorer(
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     download: bool = True,
     spin: bool = False,
+    parallel_batches: int = DEFAULT_PARALLEL_BATCHES,
 ) -> CrossEncoderScorer | BiEncoderScorer:
     """Resolve ``model`` (a known name or a local directory) and open a scorer for it.
 
     ``spin=True`` lets ORT worker threads spin between operators: lower latency on an otherwise
     idle machine, much higher under CPU contention (benchmarks/README.md), so it is off by default.
+    ``parallel_batches`` is how many batches of one call run at once; with 1 and a huge
+    ``token_budget`` a call is one padded batch, exactly FlashRank's computation.
     """
     cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
     files = _resolve(model, cache_path, download)
@@ -371,6 +388,7 @@ def load_scorer(
         cache_size=cache_size,
         query_max_tokens=query_max_tokens,
         token_budget=token_budget,
+        parallel_batches=parallel_batches,
     )
 
 
@@ -388,6 +406,7 @@ def _scorer_over(
     cache_size: int,
     query_max_tokens: int | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
+    parallel_batches: int = DEFAULT_PARALLEL_BATCHES,
 ) -> CrossEncoderScorer | BiEncoderScorer:
     """A scorer (tokenizer, truncation, score cache) over an already open session."""
     length = max_length or files.max_length or _default_max_length(files.config)
@@ -401,6 +420,7 @@ def _scorer_over(
             cache=cache,
             token_budget=token_budget,
             pooling=files.pooling,
+            parallel_batches=parallel_batches,
         )
     return CrossEncoderScorer(
         session,
@@ -409,6 +429,7 @@ def _scorer_over(
         output_name=files.output_name,
         cache=cache,
         token_budget=token_budget,
+        parallel_batches=parallel_batches,
     )
 
 
