@@ -95,6 +95,52 @@ def load_index(upstream: str, titles: list[str]) -> str:
     return index
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent outside idle/iowait so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / _TICKS
+
+
+class CpuSplit:
+    """Where the machine's CPU went during a run: the proxy, this load generator, the rest."""
+
+    def __init__(self, proxy_pid: int) -> None:
+        self.proxy_pid = proxy_pid
+        self.proxy = self.generator = self.machine = 0.0
+
+    def measure(self, run: Any) -> Any:
+        def snapshot() -> tuple[float, float, float]:
+            times = os.times()
+            return process_cpu_s(self.proxy_pid), times.user + times.system, machine_busy_s()
+
+        before = snapshot()
+        result = run()
+        after = snapshot()
+        self.proxy += after[0] - before[0]
+        self.generator += after[1] - before[1]
+        self.machine += after[2] - before[2]
+        return result
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        if not requests:
+            return {}
+        rest = self.machine - self.proxy - self.generator
+        return {
+            "proxy": round(self.proxy * 1000 / requests, 2),
+            "load_generator": round(self.generator * 1000 / requests, 2),
+            "engine_and_rest": round(rest * 1000 / requests, 2),
+        }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -136,6 +182,10 @@ class ProxyProcess:
             stdout=subprocess.DEVNULL,
             stderr=self._log,  # a file: an unread pipe would fill up and stall the proxy
         )
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def wait_ready(self, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
@@ -278,10 +328,17 @@ def batching(
     rounds = 4
     slice_s = args.batch_seconds / rounds
     batched, unbatched = Run(), Run()
+    on_cpu, off_cpu = CpuSplit(on.pid), CpuSplit(off.pid)
     for _ in range(rounds):
-        batched += asyncio.run(drive(on.url, index, terms, args.batch_clients, slice_s, True))
-        unbatched += asyncio.run(drive(off.url, index, terms, args.batch_clients, slice_s, True))
+        batched += on_cpu.measure(
+            lambda: asyncio.run(drive(on.url, index, terms, args.batch_clients, slice_s, True))
+        )
+        unbatched += off_cpu.measure(
+            lambda: asyncio.run(drive(off.url, index, terms, args.batch_clients, slice_s, True))
+        )
     on_stats, off_stats = batched.summary(), unbatched.summary()
+    on_stats["cpu_ms_per_request"] = on_cpu.per_request_ms(len(batched.latencies))
+    off_stats["cpu_ms_per_request"] = off_cpu.per_request_ms(len(unbatched.latencies))
     emit(
         figure="micro_batching_speedup",
         value=round(on_stats["throughput_rps"] / max(off_stats["throughput_rps"], 1e-9), 2),

@@ -17,7 +17,7 @@ import onnxruntime as ort
 from bridge.errors import InputError, ModelError
 from bridge.scoring.batching import Batch, make_batches
 from bridge.scoring.cache import CacheKey, ScoreCache
-from bridge.scoring.session import create_session
+from bridge.scoring.session import CONCURRENT_RUNS, create_session
 from bridge.scoring.tokenize import PairTokenizer, TextTokenizer, Tokens
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ DEFAULT_MAX_LENGTH = 512
 # Batches of one call that run at the same time. Small transformer GEMMs use two intra-op threads
 # poorly; two batches in flight kept both cores busy: nano 49 -> 42 ms, small 1,067 -> 919 ms for
 # 20 product passages on the quiet 2-core machine (benchmarks/README.md).
-DEFAULT_PARALLEL_BATCHES = 2
+DEFAULT_PARALLEL_BATCHES = CONCURRENT_RUNS
 # A call this small runs as one batch: splitting it saves less than a run's fixed cost.
 MIN_SPLIT_TOKENS = 256
 
