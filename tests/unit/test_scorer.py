@@ -255,3 +255,41 @@ def test_batches_run_in_parallel_give_the_sequential_scores(nano_cross_encoder_d
     sequential = scorer.score("cordless drill", passages)
     scorer._model.parallel_batches = 2
     assert scorer.score("cordless drill", passages) == sequential
+
+
+def _optimised_ops(model_dir: Path, config: dict[str, int]) -> set[str]:
+    import onnx
+
+    onnx_path = next(p for p in model_dir.glob("model*.onnx") if "optimized" not in p.name)
+    create_session(onnx_path, model_config=config)
+    tag = f"{config.get('num_attention_heads')}x{config.get('hidden_size')}"
+    saved = optimized_graph_path(onnx_path, resolve_providers(None), None, tag=tag)
+    return {node.op_type for node in onnx.load(str(saved)).graph.node}
+
+
+def test_cpu_graphs_keep_add_and_layer_norm_instead_of_the_slow_skip_layer_norm(
+    nano_cross_encoder_dir: Path, bi_encoder_dir: Path
+) -> None:
+    # int8 graph: onnxruntime's own pass; fp32 graph: the transformer optimizer as well.
+    int8_ops = _optimised_ops(nano_cross_encoder_dir, {})
+    fp32_ops = _optimised_ops(bi_encoder_dir, {"num_attention_heads": 12, "hidden_size": 384})
+    for ops in (int8_ops, fp32_ops):
+        assert "LayerNormalization" in ops
+        assert "SkipLayerNormalization" not in ops
+    assert "BiasGelu" in fp32_ops  # the transformer optimizer's other fusions still apply
+
+
+def _batch_sizes(scorer: CrossEncoderScorer, passages: list[str]) -> list[int]:
+    tokens = scorer._tokenizer.encode_pairs([("cordless drill", p) for p in passages])
+    return [int(b.attention_mask.sum()) for b, _ in scorer._model.run(tokens, 0)]
+
+
+def test_a_short_call_is_split_evenly_between_the_two_workers(
+    nano_cross_encoder_dir: Path,
+) -> None:
+    scorer = load_scorer(nano_cross_encoder_dir)
+    titles = [f"DEWALT 20V MAX cordless drill kit model {i} with two batteries" for i in range(20)]
+    sizes = _batch_sizes(scorer, titles)
+    assert len(sizes) == 2  # 20 titles fit one 512-token batch, which would idle a core
+    assert abs(sizes[0] - sizes[1]) <= max(sizes) // 4
+    assert len(_batch_sizes(scorer, titles[:4])) == 1  # under 256 tokens: one run is cheaper
