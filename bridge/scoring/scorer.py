@@ -169,10 +169,35 @@ def _probabilities(logits: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
 
 
 class _CachedScoring:
-    """Score-cache plumbing shared by both kinds: look up, compute the misses, store."""
+    """What both kinds share: the ONNX model, the score cache (look up, compute the misses,
+    store) and the text checks."""
 
-    model_name: str
-    cache: ScoreCache | None
+    _tokenizer: PairTokenizer | TextTokenizer
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        *,
+        model_name: str,
+        output_name: str | None,
+        cache: ScoreCache | None,
+        token_budget: int,
+        max_batch: int,
+        parallel_batches: int,
+    ) -> None:
+        self._model = _OnnxModel(
+            session,
+            output_name=output_name,
+            token_budget=token_budget,
+            max_batch=max_batch,
+            parallel_batches=parallel_batches,
+        )
+        self.model_name = model_name
+        self.cache = cache
+
+    @property
+    def max_length(self) -> int:
+        return self._tokenizer.max_length
 
     def _compute(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         raise NotImplementedError
@@ -221,24 +246,20 @@ class CrossEncoderScorer(_CachedScoring):
         max_batch: int = DEFAULT_MAX_BATCH,
         parallel_batches: int = DEFAULT_PARALLEL_BATCHES,
     ) -> None:
-        self._model = _OnnxModel(
+        super().__init__(
             session,
+            model_name=model_name,
             output_name=output_name,
+            cache=cache,
             token_budget=token_budget,
             max_batch=max_batch,
             parallel_batches=parallel_batches,
         )
-        self._tokenizer = tokenizer
-        self.model_name = model_name
-        self.cache = cache
+        self._tokenizer: PairTokenizer = tokenizer
 
     @property
     def kind(self) -> ScorerKind:
         return "cross"
-
-    @property
-    def max_length(self) -> int:
-        return self._tokenizer.max_length
 
     def _compute(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         tokens = self._tokenizer.encode_pairs(pairs)
@@ -283,25 +304,21 @@ class BiEncoderScorer(_CachedScoring):
     ) -> None:
         if pooling not in _POOLINGS:
             raise ModelError(f"unsupported pooling {pooling!r}; expected 'mean' or 'cls'")
-        self._model = _OnnxModel(
+        super().__init__(
             session,
+            model_name=model_name,
             output_name=output_name,
+            cache=cache,
             token_budget=token_budget,
             max_batch=max_batch,
             parallel_batches=parallel_batches,
         )
-        self._tokenizer = tokenizer
-        self.model_name = model_name
-        self.cache = cache
+        self._tokenizer: TextTokenizer = tokenizer
         self.pooling = pooling or "mean"
 
     @property
     def kind(self) -> ScorerKind:
         return "bi"
-
-    @property
-    def max_length(self) -> int:
-        return self._tokenizer.max_length
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         for i, text in enumerate(texts):
