@@ -17,7 +17,7 @@ import onnxruntime as ort
 from bridge.errors import InputError, ModelError
 from bridge.scoring.batching import Batch, make_batches
 from bridge.scoring.cache import CacheKey, ScoreCache
-from bridge.scoring.session import CONCURRENT_RUNS, create_session
+from bridge.scoring.session import create_session, default_threads
 from bridge.scoring.tokenize import PairTokenizer, TextTokenizer, Tokens
 
 if TYPE_CHECKING:
@@ -36,9 +36,17 @@ DEFAULT_MAX_LENGTH = 512
 # Batches of one call that run at the same time. Small transformer GEMMs use two intra-op threads
 # poorly; two batches in flight kept both cores busy: nano 49 -> 42 ms, small 1,067 -> 919 ms for
 # 20 product passages on the quiet 2-core machine (benchmarks/README.md).
-DEFAULT_PARALLEL_BATCHES = CONCURRENT_RUNS
+DEFAULT_PARALLEL_BATCHES = 2
 # A call this small runs as one batch: splitting it saves less than a run's fixed cost.
 MIN_SPLIT_TOKENS = 256
+
+
+def intra_op_threads(threads: int | None, parallel_batches: int) -> int:
+    """``threads``, or each of the runs in flight gets its share of the cores, so together they
+    fill them without oversubscribing: on 2 cores, one thread per run served 20-title searches
+    15 % faster through the proxy and 16 x 20 titles 1.2x faster in one process
+    (benchmarks/README.md)."""
+    return threads or max(1, default_threads() // max(1, parallel_batches))
 
 
 @runtime_checkable
@@ -124,12 +132,10 @@ class _OnnxModel:
         """The token budget, lowered so a short call still splits into one batch per worker.
 
         20 product titles (about 500 tokens) made one 480-token batch and a tiny one, leaving a
-        core idle: nano 9.8 -> 6.6 ms with the work split evenly (benchmarks/README.md).
+        core idle: nano 9.2 -> 7.1 ms with the work split evenly (benchmarks/README.md).
         """
-        if self.parallel_batches <= 1:
-            return self.token_budget
         total = int(tokens.lengths.sum())
-        if total <= MIN_SPLIT_TOKENS:
+        if self.parallel_batches <= 1 or total <= MIN_SPLIT_TOKENS:
             return self.token_budget
         return min(self.token_budget, -(-total // self.parallel_batches))
 
@@ -393,7 +399,7 @@ def load_scorer(
     session = create_session(
         files.onnx_path,
         providers=providers,
-        threads=threads,
+        threads=intra_op_threads(threads, parallel_batches),
         cache_dir=cache_path,
         model_config=files.config,
         spin=spin,
@@ -511,7 +517,7 @@ class SharedScorers:
                 session = create_session(
                     files.onnx_path,
                     providers=providers,
-                    threads=threads,
+                    threads=intra_op_threads(threads, DEFAULT_PARALLEL_BATCHES),
                     cache_dir=cache_dir,
                     model_config=files.config,
                     spin=spin,

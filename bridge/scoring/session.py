@@ -52,23 +52,12 @@ _RECIPE = "v3"
 SLOW_CPU_FUSIONS = ("SkipLayerNormFusion",)
 
 
-# ONNX runs a scorer keeps in flight at once (the batches of one call, see scorer.py).
-CONCURRENT_RUNS = 2
-
-
 def default_threads() -> int:
     """Cores this process may run on (physical cores on the usual one-thread-per-core servers)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def default_intra_op_threads() -> int:
-    """Each of the CONCURRENT_RUNS runs gets its share of the cores, so together they fill them
-    without oversubscribing: on 2 cores, one thread per run served 20-title searches 15 % faster
-    through the proxy and 16 x 20 titles 1.2x faster in one process (benchmarks/README.md)."""
-    return max(1, default_threads() // CONCURRENT_RUNS)
 
 
 def resolve_providers(providers: Sequence[str] | None) -> list[str]:
@@ -93,7 +82,7 @@ def session_options(
     threads: int | None, *, optimize: bool, spin: bool = False
 ) -> ort.SessionOptions:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or default_intra_op_threads()
+    options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = (
