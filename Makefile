@@ -29,7 +29,7 @@ test: setup models lint
 	$(PY) -m pytest
 
 demo: setup models
-	$(PY) -m bridge.demo
+	$(PY) -m bridge.devtools.demo
 
 bench: setup models
 	$(PY) benchmarks/vs_flashrank.py

@@ -260,7 +260,7 @@ class ComputeFloor:
         self.cores = len(os.sched_getaffinity(0))
 
     def ms(self, query: str, passages: list[dict[str, Any]]) -> float:
-        from bridge.scoring.batching import make_batches
+        from bridge.scoring.token_batches import make_batches
 
         model, tokenizer = self.scorer._model, self.scorer._tokenizer
         started = time.perf_counter()

@@ -19,8 +19,6 @@ from bridge.errors import (
     UnsupportedSearchError,
     UpstreamError,
 )
-from bridge.indexing import bulk_index, create_index, read_homedepot_products
-from bridge.localnode import LocalNode
 from bridge.models import (
     ModelFiles,
     default_cache_dir,
@@ -41,7 +39,6 @@ __all__ = [
     "DownloadError",
     "FusionConfig",
     "InputError",
-    "LocalNode",
     "ModelError",
     "ModelFiles",
     "ModelNotFoundError",
@@ -55,12 +52,9 @@ __all__ = [
     "UnsupportedSearchError",
     "UpstreamError",
     "__version__",
-    "bulk_index",
-    "create_index",
     "default_cache_dir",
     "download_model",
     "known_model_names",
     "load_scorer",
-    "read_homedepot_products",
     "resolve_model",
 ]

@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bridge.config import DEFAULT_MODEL
 from bridge.errors import InputError
 from bridge.scoring import shared_scorers
 from bridge.scoring.scorer import BiEncoderScorer, CrossEncoderScorer
-
-DEFAULT_MODEL = "ms-marco-TinyBERT-L-2-v2"
 
 
 @dataclass

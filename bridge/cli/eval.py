@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from bridge.eval.api import eval_dataset, eval_index
     from bridge.eval.choice import default_models
     from bridge.eval.engine import connect
-    from bridge.eval.runner import EvalSettings
+    from bridge.eval.systems import EvalSettings
 
     if not args.verbose:  # one INFO line per HTTP request drowns the progress bar
         for name in ("elastic_transport", "opensearch", "httpx"):

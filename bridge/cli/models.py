@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bridge.config import DEFAULT_MODEL
 from bridge.errors import ModelError, ModelNotFoundError
-from bridge.models.cache import default_cache_dir
+from bridge.models.cache_dir import default_cache_dir
 from bridge.models.download import download_model
 from bridge.models.local import ModelFiles, known_cache_dir, missing_files, resolve_model
-from bridge.models.registry import DEFAULT_MODEL, KNOWN_MODELS, known_model_names
+from bridge.models.registry import KNOWN_MODELS, known_model_names
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

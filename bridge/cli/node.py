@@ -7,10 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import NodeError
-from bridge.localnode import DEFAULT_VERSIONS, ENGINES, LocalNode, terminate_group
-from bridge.localnode.process import get_json, group_alive
-from bridge.localnode.state import (
+from bridge.devtools.localnode import DEFAULT_VERSIONS, ENGINES, LocalNode, terminate_group
+from bridge.devtools.localnode.process import get_json, group_alive
+from bridge.devtools.localnode.state import (
     NodeState,
     clear_state,
     load_state,
@@ -18,6 +17,7 @@ from bridge.localnode.state import (
     state_path,
     work_dir_for,
 )
+from bridge.errors import NodeError
 
 
 def register(subparsers: Any) -> None:

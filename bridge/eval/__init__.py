@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bridge.eval.datasets import Dataset, detect_format, load_dataset, load_qrels, load_queries
-from bridge.eval.metrics import Scores, evaluate
+from bridge.eval.ir_metrics import Scores, evaluate
 
 __all__ = [
     "Dataset",

@@ -15,7 +15,7 @@ from bridge.eval.datasets import Qrels, load_dataset, load_qrels, load_queries
 from bridge.eval.plots import plot_ndcg_delta, plot_quality_latency
 from bridge.eval.report import write_report
 from bridge.eval.results import EvalReport
-from bridge.eval.runner import Embed, EvalRunner, EvalSettings
+from bridge.eval.systems import Embed, EvalRunner, EvalSettings
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ def load_corpus(
     progress: bool = True,
 ) -> None:
     """Create `index` and bulk-load the corpus; with `embed`, each doc gets a vector too."""
-    from bridge.indexing import bulk_index
+    from bridge.devtools.indexing import bulk_index
 
     opensearch = type(client).__module__.startswith("opensearchpy")
     if embed is not None and opensearch:

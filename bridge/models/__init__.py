@@ -4,11 +4,12 @@ The converter (``bridge.models.convert``) needs the ``convert`` extra (onnx, saf
 imported here, so the core install can resolve and download models without it.
 """
 
-from bridge.models.cache import default_cache_dir, offline_reason
+from bridge.config import DEFAULT_MODEL
+from bridge.models.cache_dir import default_cache_dir, offline_reason
 from bridge.models.download import download_model
 from bridge.models.local import ModelFiles, inspect_directory, missing_files, resolve_model
 from bridge.models.onnx_meta import OnnxSignature, TensorInfo, read_signature
-from bridge.models.registry import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, known_model_names
+from bridge.models.registry import KNOWN_MODELS, KnownModel, known_model_names
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Protocol
 
 from bridge.errors import DownloadError, ModelError, ModelNotFoundError, OfflineError
-from bridge.models.cache import default_cache_dir, offline_reason
+from bridge.models.cache_dir import default_cache_dir, offline_reason
 from bridge.models.local import missing_files
 from bridge.models.registry import (
     KNOWN_MODELS,

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bridge.config import DEFAULT_MAX_LENGTH
 from bridge.errors import ModelError, ModelNotFoundError
-from bridge.models.cache import default_cache_dir
+from bridge.models.cache_dir import default_cache_dir
 from bridge.models.onnx_meta import OnnxSignature, TensorInfo, read_signature
 from bridge.models.registry import (
     KNOWN_MODELS,
@@ -35,7 +36,6 @@ Kind = Literal["cross", "bi"]
 
 MANIFEST = "rerank_bridge.json"
 TOKENIZER = "tokenizer.json"
-DEFAULT_MAX_LENGTH = 512
 # Feeds the scorer knows how to build from a tokenizer encoding.
 SUPPORTED_INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids"})
 _BI_OUTPUTS = ("sentence_embedding", "last_hidden_state", "token_embeddings")

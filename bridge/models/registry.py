@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-DEFAULT_MODEL = "ms-marco-TinyBERT-L-2-v2"
+from bridge.config import DEFAULT_MODEL
+
 DEFAULT_BASE_URL = "https://huggingface.co/prithivida/flashrank/resolve/main"
 BASE_URL_ENV = "RERANK_BRIDGE_MODEL_URL"
 

@@ -23,18 +23,11 @@ from bridge.pipeline.runner import (
     ScoreFn,
     failed_outcome,
     rerank_response,
-    rerank_response_async,
     score_window,
     score_window_async,
 )
 from bridge.pipeline.source import SourceFilter, apply_source_filter, parse_source_filter
 from bridge.pipeline.texts import Passages, passage_texts
-
-
-def pop_rerank_section(body: dict[str, object]) -> object:
-    """Remove and return a body's ``rerank`` section (``None`` when absent); for the proxy."""
-    return body.pop("rerank", None)
-
 
 __all__ = [
     "AnyScoreFn",
@@ -56,10 +49,8 @@ __all__ = [
     "parse_source_filter",
     "passage_texts",
     "plan_search",
-    "pop_rerank_section",
     "ranks",
     "rerank_response",
-    "rerank_response_async",
     "score_window",
     "score_window_async",
     "unsupported_reason",

@@ -148,18 +148,6 @@ def rerank_response(
     return build_answer(response, plan, score_window(response, plan, score, executor=executor))
 
 
-async def rerank_response_async(
-    response: Mapping[str, Any],
-    plan: Plan,
-    score: AnyScoreFn,
-    *,
-    executor: Executor | None = None,
-) -> dict[str, Any]:
-    """``score_window_async`` then ``build_answer``."""
-    outcome = await score_window_async(response, plan, score, executor=executor)
-    return build_answer(response, plan, outcome)
-
-
 def _checked(raw: Sequence[float], expected: int) -> list[float]:
     scores = [float(s) for s in raw]
     if len(scores) != expected:
@@ -205,7 +193,6 @@ __all__ = [
     "ScoreFn",
     "failed_outcome",
     "rerank_response",
-    "rerank_response_async",
     "score_window",
     "score_window_async",
     "window_hits",

@@ -7,7 +7,6 @@ or embed it: ``create_app(load_settings("proxy.yaml"))`` is a plain ASGI app.
 from __future__ import annotations
 
 from bridge.proxy.app import create_app
-from bridge.proxy.server import ProxyServer
 from bridge.proxy.settings import ProxySettings, load_settings, settings_from_mapping
 
-__all__ = ["ProxyServer", "ProxySettings", "create_app", "load_settings", "settings_from_mapping"]
+__all__ = ["ProxySettings", "create_app", "load_settings", "settings_from_mapping"]

@@ -12,8 +12,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.proxy.errors import error_response
-from bridge.proxy.metrics import ProxyMetrics
+from bridge.proxy.error_responses import error_response
+from bridge.proxy.prometheus import ProxyMetrics
 
 access_logger = logging.getLogger("bridge.proxy.access")
 logger = logging.getLogger(__name__)

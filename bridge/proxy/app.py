@@ -1,7 +1,7 @@
 """The proxy app: routes, lifespan (upstream pool, models), middleware (auth, limits, metrics).
 
 Rerank routes (`/_search`, `/{index}/_search`, `/_msearch`, `/{index}/_msearch`) are handled by
-bridge.proxy.search; every other path and method streams through to the upstream untouched.
+bridge.proxy.search_routes; every other path and method streams through to the upstream untouched.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from starlette.types import Receive, Scope, Send
 from bridge.errors import BridgeError, UpstreamError, UpstreamTimeout
 from bridge.proxy.access import AccessMiddleware
 from bridge.proxy.auth import ApiKeyMiddleware
-from bridge.proxy.errors import payload_too_large, response_for
-from bridge.proxy.metrics import ProxyMetrics
-from bridge.proxy.models import Loader, ModelPool
+from bridge.proxy.error_responses import payload_too_large, response_for
+from bridge.proxy.model_pool import Loader, ModelPool
+from bridge.proxy.prometheus import ProxyMetrics
 from bridge.proxy.settings import ProxySettings, load_settings_from_env
 from bridge.proxy.upstream import RequestContent, Upstream, UpstreamResponse, end_to_end
 
@@ -235,7 +235,7 @@ def create_app(
     loader: Loader | None = None,
 ) -> Starlette:
     """The ASGI app. ``loader`` (model name, max length -> scorer) injects model faults in tests."""
-    from bridge.proxy.search import SearchRoutes
+    from bridge.proxy.search_routes import SearchRoutes
 
     proxy = Proxy(settings, loader=loader)
     search = SearchRoutes(proxy)

@@ -10,7 +10,7 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge.proxy.errors import unauthorized
+from bridge.proxy.error_responses import unauthorized
 
 OPEN_PATHS = frozenset({"/_bridge/health"})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.scoring.cache import ScoreCache
+from bridge.scoring.score_cache import ScoreCache
 from bridge.scoring.scorer import (
     BiEncoderScorer,
     CrossEncoderScorer,

@@ -14,10 +14,11 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from bridge.config import DEFAULT_MAX_LENGTH
 from bridge.errors import InputError, ModelError
-from bridge.scoring.batching import Batch, make_batches
-from bridge.scoring.cache import CacheKey, ScoreCache
+from bridge.scoring.score_cache import CacheKey, ScoreCache
 from bridge.scoring.session import create_session, default_threads
+from bridge.scoring.token_batches import Batch, make_batches
 from bridge.scoring.tokenize import PairTokenizer, TextTokenizer, Tokens
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ ScorerKind = Literal["cross", "bi"]
 # similar length beat one big padded batch; very small ones pay per-run overhead.
 DEFAULT_TOKEN_BUDGET = 512
 DEFAULT_MAX_BATCH = 64
-DEFAULT_MAX_LENGTH = 512
 # Batches of one call that run at the same time. Small transformer GEMMs use two intra-op threads
 # poorly; two batches in flight kept both cores busy: nano 49 -> 42 ms, small 1,067 -> 919 ms for
 # 20 product passages on the quiet 2-core machine (benchmarks/README.md).

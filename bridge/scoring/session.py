@@ -113,7 +113,7 @@ def optimized_graph_path(
     if _writable(onnx_path.parent):
         return onnx_path.parent / name
     if cache_dir is None:
-        from bridge.models.cache import default_cache_dir
+        from bridge.models.cache_dir import default_cache_dir
 
         cache_dir = default_cache_dir()
     return cache_dir / "optimized" / name

@@ -1,4 +1,4 @@
-"""bridge.indexing against real engines: what the engine rejects surfaces as UpstreamError."""
+"""bridge.devtools.indexing against real engines: engine rejections surface as UpstreamError."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from bridge.devtools.indexing import bulk_index, create_index
 from bridge.errors import UpstreamError
-from bridge.indexing import bulk_index, create_index
 
 pytestmark = [pytest.mark.integration]
 

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.cli import main
 from bridge.errors import EvalError
-from bridge.eval import runner as runner_module
+from bridge.eval import systems as runner_module
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from bridge.devtools.localnode import LocalNode
+from bridge.devtools.localnode.process import get_json, group_alive
 from bridge.errors import NodeError
-from bridge.localnode import LocalNode
-from bridge.localnode.process import get_json, group_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.devtools.localnode.maven import artifact_url, fetch_artifact
 from bridge.errors import NodeError
-from bridge.localnode.maven import artifact_url, fetch_artifact
 
 pytestmark = [pytest.mark.integration]
 

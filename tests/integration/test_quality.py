@@ -14,7 +14,7 @@ import pytest
 from bridge.eval.corpus_index import temporary_index
 from bridge.eval.datasets import load_dataset, load_homedepot
 from bridge.eval.results import EvalReport
-from bridge.eval.runner import EvalRunner, EvalSettings
+from bridge.eval.systems import EvalRunner, EvalSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.shared_data, pytest.mark.slow]
 

@@ -19,9 +19,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.proxy.app import create_app
-from bridge.proxy.models import Loader
-from bridge.proxy.server import ProxyServer
+from bridge.proxy.model_pool import Loader
 from bridge.proxy.settings import settings_from_mapping
+from tests.support.proxy_server import ProxyServer
 
 StartProxy = Callable[..., ProxyServer]
 

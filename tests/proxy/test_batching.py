@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bridge.proxy.batching import MicroBatcher
+from bridge.proxy.microbatch import MicroBatcher
 
 Pair = tuple[str, str]
 

@@ -17,8 +17,8 @@ import pytest
 from elasticsearch import Elasticsearch
 from opensearchpy import OpenSearch
 
-from bridge.proxy.server import ProxyServer
 from tests.proxy.conftest import StartProxy
+from tests.support.proxy_server import ProxyServer
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.proxy.app import create_app
-from bridge.proxy.server import ProxyServer
 from bridge.proxy.settings import settings_from_mapping
+from tests.support.proxy_server import ProxyServer
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),

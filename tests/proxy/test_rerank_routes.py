@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.proxy.server import ProxyServer
 from bridge.scoring import load_scorer
 from tests.proxy.conftest import StartProxy
+from tests.support.proxy_server import ProxyServer
 
 pytestmark = pytest.mark.integration
 

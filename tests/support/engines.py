@@ -3,9 +3,9 @@
 Backend per engine, first that applies:
 1. a running cluster from `RERANK_BRIDGE_TEST_ES_URL` / `RERANK_BRIDGE_TEST_OS_URL`;
 2. testcontainers, when a Docker engine answers (ES 9 / OpenSearch 3 images, security off);
-3. local nodes from the Maven Central integ-test zips (bridge.localnode), started once per session,
-   both engines in parallel and only those the selected tests need, stopped at the end (finalizer
-   plus atexit, so no node outlives the run even when it fails).
+3. local nodes from the Maven Central integ-test zips (bridge.devtools.localnode), started once
+   per session, both engines in parallel and only those the selected tests need, stopped at the
+   end (finalizer plus atexit, so no node outlives the run even when it fails).
 
 A node that cannot start fails the tests that need it with the node's log tail.
 """
@@ -29,9 +29,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bridge.devtools.indexing import (
+    bulk_index,
+    create_index,
+    document_text,
+    read_homedepot_products,
+)
+from bridge.devtools.localnode import DEFAULT_VERSIONS, LocalNode
 from bridge.errors import BridgeError
-from bridge.indexing import bulk_index, create_index, document_text, read_homedepot_products
-from bridge.localnode import DEFAULT_VERSIONS, LocalNode
 
 logger = logging.getLogger(__name__)
 

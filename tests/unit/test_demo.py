@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from bridge.demo import _cell
+from bridge.devtools.demo import _cell
 
 
 def _rendered(cell: str) -> str:

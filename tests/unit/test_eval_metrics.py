@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.eval.datasets import load_trec_qrels
-from bridge.eval.metrics import evaluate
+from bridge.eval.ir_metrics import evaluate
 
 # q1: d1 gain 2, d2 gain 1, d3 gain 0 (judged non-relevant), d4 never judged.
 # q2: d5 gain 1 only.

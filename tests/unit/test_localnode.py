@@ -1,4 +1,4 @@
-"""Pure parts of bridge.localnode: settings, ports file, archives, JDK choice, process groups."""
+"""Pure parts of bridge.devtools.localnode: settings, ports file, archives, JDK, process groups."""
 
 from __future__ import annotations
 
@@ -11,20 +11,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bridge.errors import NodeError
-from bridge.localnode.distribution import safe_extract
-from bridge.localnode.engines import engine_spec, knn_plugin_version
-from bridge.localnode.jdk import find_java_home, java_major
-from bridge.localnode.maven import artifact_url
-from bridge.localnode.process import (
+from bridge.devtools.localnode.distribution import safe_extract
+from bridge.devtools.localnode.engines import engine_spec, knn_plugin_version
+from bridge.devtools.localnode.jdk import find_java_home, java_major
+from bridge.devtools.localnode.maven import artifact_url
+from bridge.devtools.localnode.process import (
     check_reachable,
     group_alive,
     read_port,
     render_settings,
     terminate_group,
 )
-from bridge.localnode.state import NodeState, load_state, save_state
-from bridge.localnode.users import NodeUser
+from bridge.devtools.localnode.state import NodeState, load_state, save_state
+from bridge.devtools.localnode.users import NodeUser
+from bridge.errors import NodeError
 
 
 def test_render_settings_round_trips_through_yaml() -> None:

@@ -1,4 +1,4 @@
-"""bridge.indexing without an engine: mappings, the products reader, bulk bodies and failures."""
+"""bridge.devtools.indexing without an engine: mappings, products reader, bulk bodies, failures."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from bridge.errors import ConfigError, UpstreamError
-from bridge.indexing import (
+from bridge.devtools.indexing import (
     bulk_index,
     document_text,
     load_mapping,
     mapping_path_for,
     read_homedepot_products,
 )
+from bridge.errors import ConfigError, UpstreamError
 
 
 @pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])

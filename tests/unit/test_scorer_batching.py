@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.scoring.batching import make_batches, plan_batches
+from bridge.scoring.token_batches import make_batches, plan_batches
 from bridge.scoring.tokenize import Tokens
 
 lengths_strategy = st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=60)

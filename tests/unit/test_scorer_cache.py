@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from bridge.scoring.cache import ScoreCache
+from bridge.scoring.score_cache import ScoreCache
 
 
 def test_cache_returns_stored_scores_and_none_for_misses() -> None:

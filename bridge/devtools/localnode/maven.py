@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from bridge.devtools.localnode.engines import MAVEN_REPO
 from bridge.errors import NodeError
-from bridge.localnode.engines import MAVEN_REPO
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from bridge.errors import BridgeError, EvalError, UpstreamError
 from bridge.eval.choice import display_name
-from bridge.eval.metrics import evaluate
+from bridge.eval.ir_metrics import evaluate
 from bridge.eval.progress import progress_bar
 from bridge.eval.results import EvalReport, SystemResult
 

@@ -30,12 +30,12 @@ logger = logging.getLogger(__name__)
 
 ENGINE_ENV = "RERANK_BRIDGE_ES_URL"
 INDEX = "rerank-bridge-demo-products"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 EMBED_BATCH = 256
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bridge.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bridge.devtools.demo", description=__doc__)
     parser.add_argument("--products", type=int, help="index only the first N products")
     parser.add_argument("--queries", type=int, default=100, help="Home Depot eval queries")
     parser.add_argument("--windows", default="20,50", help="rerank windows for the eval")
@@ -60,7 +60,7 @@ def engine_url(console: Any) -> Iterator[str]:
         console.print(f"Elasticsearch: [bold]{url}[/] (from ${ENGINE_ENV})")
         yield url
         return
-    from bridge.localnode import LocalNode
+    from bridge.devtools.localnode import LocalNode
 
     node = LocalNode("elasticsearch")
     console.print(
@@ -105,7 +105,7 @@ def cached_vectors(embed: Any, texts: list[str], model_dir: Path) -> Any:
 
 def index_products(client: Any, homedepot: Path, *, limit: int | None, bi_dir: Path | None) -> bool:
     """(Re)create the demo index; returns whether it carries vectors."""
-    from bridge.indexing import bulk_index, create_index, read_homedepot_products
+    from bridge.devtools.indexing import bulk_index, create_index, read_homedepot_products
     from bridge.scoring import shared_scorers
 
     products = read_homedepot_products(homedepot, limit=limit)
@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     from bridge.eval.choice import bi_encoder_dir, default_models, display_name, shared_dir
     from bridge.eval.datasets import load_homedepot
     from bridge.eval.report import markdown_table
-    from bridge.eval.runner import EvalRunner, EvalSettings
+    from bridge.eval.systems import EvalRunner, EvalSettings
 
     started = time.perf_counter()
     console = Console()

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from starlette.responses import Response
 
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError
 
 
 def error_body(status: int, error_type: str, reason: str) -> dict[str, object]:
@@ -33,10 +33,6 @@ def error_response(
 def response_for(exc: BridgeError, *, headers: Mapping[str, str] | None = None) -> Response:
     """Map a typed error to its status and ES error type; field names stay in the reason."""
     return error_response(exc.status, exc.error_type, exc.reason, headers=headers)
-
-
-def bad_request(reason: str, *, field: str | None = None) -> Response:
-    return response_for(ConfigError(reason, field=field))
 
 
 def payload_too_large(limit: int) -> Response:

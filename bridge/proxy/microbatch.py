@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from bridge.proxy.metrics import ProxyMetrics
+from bridge.proxy.prometheus import ProxyMetrics
 
 logger = logging.getLogger(__name__)
 

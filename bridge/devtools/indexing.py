@@ -25,11 +25,11 @@ ENGINES = ("elasticsearch", "opensearch")
 VECTOR_FIELD = "embedding"
 TEXT_FIELDS = ("title", "brand", "description")
 # A wheel carries mappings/ inside the package (pyproject force-include); a checkout at its root.
-_PACKAGED_MAPPINGS = Path(__file__).resolve().parent / "mappings"
+_PACKAGED_MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 MAPPINGS_DIR = (
     _PACKAGED_MAPPINGS
     if _PACKAGED_MAPPINGS.is_dir()
-    else Path(__file__).resolve().parents[1] / "mappings"
+    else Path(__file__).resolve().parents[2] / "mappings"
 )
 
 

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bridge.proxy.batching import MicroBatcher
-from bridge.proxy.metrics import ProxyMetrics
+from bridge.proxy.microbatch import MicroBatcher
+from bridge.proxy.prometheus import ProxyMetrics
 from bridge.proxy.settings import BatchingSettings, ScorerSettings
 
 logger = logging.getLogger(__name__)

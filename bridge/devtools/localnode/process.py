@@ -23,11 +23,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bridge.devtools.localnode.distribution import ensure_distribution, ensure_knn_plugin
+from bridge.devtools.localnode.engines import DEFAULT_VERSIONS, engine_spec
+from bridge.devtools.localnode.jdk import find_java_home
+from bridge.devtools.localnode.users import NodeUser, chown_tree, node_user
 from bridge.errors import NodeError
-from bridge.localnode.distribution import ensure_distribution, ensure_knn_plugin
-from bridge.localnode.engines import DEFAULT_VERSIONS, engine_spec
-from bridge.localnode.jdk import find_java_home
-from bridge.localnode.users import NodeUser, chown_tree, node_user
 
 logger = logging.getLogger(__name__)
 

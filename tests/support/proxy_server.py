@@ -1,4 +1,4 @@
-"""Run the proxy in a background thread on a real socket (tests, benchmarks, embedding)."""
+"""Run the proxy in a background thread on a real socket, for the proxy tests."""
 
 from __future__ import annotations
 

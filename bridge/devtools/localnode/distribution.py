@@ -18,9 +18,9 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from bridge.devtools.localnode.engines import KNN_PLUGIN, engine_spec, knn_plugin_version
+from bridge.devtools.localnode.maven import fetch_artifact
 from bridge.errors import NodeError
-from bridge.localnode.engines import KNN_PLUGIN, engine_spec, knn_plugin_version
-from bridge.localnode.maven import fetch_artifact
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ run as a non-root user on 127.0.0.1 with a free port, health-check, stop the who
 
 from __future__ import annotations
 
-from bridge.localnode.distribution import engines_cache_dir, ensure_distribution
-from bridge.localnode.engines import DEFAULT_VERSIONS, ENGINES
-from bridge.localnode.process import LocalNode, terminate_group, wait_for_health
+from bridge.devtools.localnode.distribution import engines_cache_dir, ensure_distribution
+from bridge.devtools.localnode.engines import DEFAULT_VERSIONS, ENGINES
+from bridge.devtools.localnode.process import LocalNode, terminate_group, wait_for_health
 
 __all__ = [
     "DEFAULT_VERSIONS",

@@ -7,8 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bridge.devtools.localnode.distribution import engines_cache_dir
 from bridge.errors import NodeError
-from bridge.localnode.distribution import engines_cache_dir
 
 
 @dataclass(frozen=True)
