@@ -38,7 +38,9 @@ class FusionConfig:
     - ``linear``: ``query_weight * norm(engine) + rerank_weight * norm(model)``.
     - ``rrf``: ``1 / (rank_constant + engine_rank) + 1 / (rank_constant + model_rank)``.
     - ``rescore``: Elasticsearch's rescore ``score_mode`` over ``query_weight * engine`` and
-      ``rescore_query_weight * model``.
+      ``rescore_query_weight * model``; hits past the window get ``query_weight * engine`` and
+      the whole answer is sorted by score, as Elasticsearch's rescore does. The other methods
+      answer the window first, then the rest in engine order.
     """
 
     method: FusionMethod = "replace"

@@ -1,16 +1,18 @@
 """Build the caller's answer from the engine response, the plan and the scoring outcome (pure).
 
-The answer keeps exactly the engine's keys: hits are reordered (fused order inside the window, the
-engine's order after it), sliced to the page the caller asked for, ``_score`` is the fused score,
-``max_score`` the highest fused score, and ``_source`` is filtered back to what the caller asked.
-Aggregations, suggest, total hits and the rest are the engine's objects, untouched. Only with
-``explain`` does a hit get ``_rerank`` and the response a top-level ``rerank`` object.
+The answer keeps exactly the engine's keys: hits are reordered, sliced to the page the caller
+asked for, ``_score`` is the fused score, ``max_score`` the highest answered score, and
+``_source`` is filtered back to what the caller asked. Order: the fused window first, then the
+hits past it in the engine's order with their engine ``_score``; with ``rescore`` fusion the hits
+past the window get ``query_weight * engine score`` and the whole list is sorted by score, as
+Elasticsearch's rescore does (ties in engine order). Aggregations, suggest, total hits and the
+rest are the engine's objects, untouched. Only with ``explain`` does a hit get ``_rerank`` and
+the response a top-level ``rerank`` object.
 
 A ``filter_path`` parameter is applied here, to the answer (the engine call went without it).
-Hits beyond the window keep their engine ``_score``. ``min_score`` keeps only reranked hits whose
-model score reaches it: hits below it, and the never-scored hits beyond the window, are left out
-(so pages stay slices of one list); when scoring failed it does not apply. ``hits.total`` stays
-the engine's count.
+``min_score`` keeps only reranked hits whose model score reaches it: hits below it, and the
+never-scored hits beyond the window, are left out (so pages stay slices of one list); when
+scoring failed it does not apply. ``hits.total`` stays the engine's count.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bridge.pipeline.fuse import fuse, fused_order
+from bridge.pipeline.fuse import beyond_window_scores, fuse, fused_order
 from bridge.pipeline.plan import Plan
 from bridge.pipeline.source import apply_filter_path, apply_source_filter
 
@@ -64,10 +66,26 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
 
     scores = outcome.model_scores
     if outcome.reranked and scores is not None and len(scores) == len(window_hits):
-        engine_scores = [_score_of(h) for h in window_hits]
-        fused = fuse(engine_scores, scores, plan.config.fusion)
+        fusion = plan.config.fusion
         min_score = plan.config.min_score
-        for index in fused_order(fused):
+        engine_scores = [_score_of(h) for h in hits]
+        fused = fuse(engine_scores[: len(window_hits)], scores, fusion)
+        n = len(window_hits)
+        rest_scores: list[float] = []
+        if min_score is not None:
+            order = fused_order(fused)  # only judged hits qualify: the rest were never scored
+        elif fusion.method == "rescore":
+            # Elasticsearch's rescore: the rest get query_weight x engine score, all sorted
+            # together; ties keep engine order (Lucene: shard, then doc id).
+            rest_scores = beyond_window_scores(engine_scores[n:], fusion)
+            order = fused_order(fused + rest_scores)
+        else:
+            order = fused_order(fused) + list(range(n, len(hits)))  # window first, then the rest
+        for index in order:
+            if index >= n:
+                rest_score = rest_scores[index - n] if rest_scores else None
+                ordered.append(_unscored(hits[index], index, rest_score, explain, reranked=True))
+                continue
             if min_score is not None and scores[index] < min_score:
                 dropped += 1
                 continue
@@ -82,23 +100,15 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
                     "fused_score": fused[index],
                 }
             ordered.append(hit)
-        if ordered:
-            max_score = max(h["_score"] for h in ordered)
-        # With min_score only judged hits qualify; hits past the window were never scored.
-        rest_start = len(hits) if min_score is not None else len(window_hits)
+        reranked = sum(1 for i in order if i < n) - dropped
+        # rescore: the top of the whole list (as the engine reports it); else of the window.
+        answered = ordered if rest_scores else ordered[:reranked]
+        if answered:
+            max_score = max(h["_score"] for h in answered)
     else:
-        rest_start = 0
-    reranked = len(ordered)
-    for rank, engine_hit in enumerate(hits[rest_start:], start=rest_start + 1):
-        copy = dict(engine_hit)
-        if explain:
-            status = "beyond_window" if outcome.reranked else "engine_order"
-            copy["_rerank"] = {
-                "status": status,
-                "engine_score": _score_of(engine_hit),
-                "engine_rank": rank,
-            }
-        ordered.append(copy)
+        reranked = 0
+        for index, engine_hit in enumerate(hits):
+            ordered.append(_unscored(engine_hit, index, None, explain, reranked=False))
 
     page = ordered[plan.from_ : plan.from_ + plan.size]
     if plan.restore_source:
@@ -120,6 +130,30 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
     if explain:
         answer["rerank"] = _summary(plan, outcome, reranked=reranked, dropped=dropped)
     return answer
+
+
+def _unscored(
+    engine_hit: Mapping[str, Any],
+    index: int,
+    rest_score: float | None,
+    explain: bool,
+    *,
+    reranked: bool,
+) -> dict[str, Any]:
+    """A hit the model did not score: its engine ``_score``, or ``rest_score`` (rescore's
+    ``query_weight * engine score``) when given."""
+    copy = dict(engine_hit)
+    if rest_score is not None:
+        copy["_score"] = rest_score
+    if explain:
+        copy["_rerank"] = {
+            "status": "beyond_window" if reranked else "engine_order",
+            "engine_score": _score_of(engine_hit),
+            "engine_rank": index + 1,
+        }
+        if rest_score is not None:
+            copy["_rerank"]["fused_score"] = rest_score
+    return copy
 
 
 def _restore_source(hit: dict[str, Any], plan: Plan) -> None:

@@ -210,3 +210,26 @@ def test_min_score_does_not_apply_when_scoring_failed() -> None:
     plan = make_plan({"query": MATCH, "size": 3}, min_score=0.3)
     answer = build_answer(engine_response(4), plan, Outcome(status="model_error", error="x"))
     assert ids(answer) == ["d0", "d1", "d2"]
+
+
+def test_rescore_scales_hits_past_the_window_and_sorts_everything() -> None:
+    # Engine scores 6..1; window 4; multiply: 0.5e x m for the window, 0.5e past it.
+    fusion = {"method": "rescore", "score_mode": "multiply", "query_weight": 0.5}
+    plan = make_plan({"query": MATCH, "size": 6}, fusion=fusion, explain=True)
+    answer = build_answer(engine_response(6), plan, ok([0.1, 0.4, 0.9, 0.2]))
+    # d0 3*0.1=0.3, d1 2.5*0.4=1.0, d2 2*0.9=1.8, d3 1.5*0.2=0.3, d4 1.0, d5 0.5
+    assert ids(answer) == ["d2", "d1", "d4", "d5", "d0", "d3"]
+    assert [h["_score"] for h in answer["hits"]["hits"]] == pytest.approx(
+        [1.8, 1.0, 1.0, 0.5, 0.3, 0.3]
+    )
+    assert answer["hits"]["max_score"] == pytest.approx(1.8)
+    d4 = answer["hits"]["hits"][2]["_rerank"]
+    assert d4["status"] == "beyond_window"
+    assert (d4["engine_score"], d4["fused_score"], d4["rank"]) == (2.0, 1.0, 3)
+
+
+def test_other_fusions_keep_the_window_first() -> None:
+    plan = make_plan({"query": MATCH, "size": 6}, fusion={"method": "linear"})
+    answer = build_answer(engine_response(6), plan, ok([0.1, 0.4, 0.9, 0.2]))
+    assert ids(answer)[4:] == ["d4", "d5"]
+    assert [h["_score"] for h in answer["hits"]["hits"][4:]] == [2.0, 1.0]
