@@ -15,9 +15,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "serve",
         help="run the rerank proxy",
         description="Serve a drop-in Elasticsearch/OpenSearch endpoint that reranks searches "
-        "carrying a `rerank` section (or ?rerank=true) and passes everything else through.",
+        "carrying a `rerank` section (or ?rerank=true) and passes everything else through, and "
+        "the standard model APIs engines call (Cohere/Jina /v1/rerank, /v2/rerank, TEI /rerank "
+        "and /embed, OpenAI /v1/embeddings). Without --upstream it is a model server only.",
     )
-    parser.add_argument("--upstream", help="engine URL, e.g. http://localhost:9200 (or config)")
+    parser.add_argument(
+        "--upstream",
+        help="engine URL, e.g. http://localhost:9200 (or config); without one: model routes only",
+    )
     parser.add_argument("--config", help="settings file (.yaml, .yml or .toml)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="bind port (default 8080)")
@@ -34,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("must be at least 1", field="--workers")
     # validate here so a bad file fails once, with a clear message, before any worker starts
     settings = load_settings(args.config, upstream=args.upstream)
-    os.environ[UPSTREAM_ENV] = settings.upstream.url
+    if settings.upstream is not None:
+        os.environ[UPSTREAM_ENV] = settings.upstream.url
     if args.config:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     uvicorn.run(

@@ -1,7 +1,9 @@
 """The proxy app: routes, lifespan (upstream pool, models), middleware (auth, limits, metrics).
 
 Rerank routes (`/_search`, `/{index}/_search`, `/_msearch`, `/{index}/_msearch`) are handled by
-bridge.proxy.search_routes; every other path and method streams through to the upstream untouched.
+bridge.proxy.search_routes; every other path and method streams through to the upstream
+untouched. The standard model routes (`/v1/rerank`, `/rerank`, `/embed`, ...) are
+bridge.proxy.model_api's; without an upstream they are all the server has.
 """
 
 from __future__ import annotations
@@ -73,14 +75,21 @@ class Proxy:
     def __init__(self, settings: ProxySettings, *, loader: Loader | None = None) -> None:
         self.settings = settings
         self.metrics = ProxyMetrics()
-        self.upstream = Upstream(settings.upstream)
+        up = settings.upstream
+        self._upstream = Upstream(up) if up is not None else None
         self.models = ModelPool(settings.scorer, settings.batching, self.metrics, loader=loader)
-        configured = settings.upstream.engine
+        configured = up.engine if up is not None else "auto"
         self.engine = "elasticsearch" if configured == "auto" else configured
+
+    @property
+    def upstream(self) -> Upstream:
+        if self._upstream is None:  # routes that need one are not registered without one
+            raise UpstreamError("no upstream engine is configured (model routes only)")
+        return self._upstream
 
     def note_engine(self, headers: list[tuple[bytes, bytes]]) -> None:
         """Learn the engine kind from an answer: only Elasticsearch sends X-Elastic-Product."""
-        if self.settings.upstream.engine != "auto":
+        if self.settings.upstream is None or self.settings.upstream.engine != "auto":
             return
         product = next((v for n, v in headers if n.lower() == b"x-elastic-product"), None)
         self.engine = "elasticsearch" if product == b"Elasticsearch" else "opensearch"
@@ -160,6 +169,20 @@ class Proxy:
     # -- operations -------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
+        if self._upstream is None:
+            upstream: dict[str, Any] = {"configured": False, "reachable": True}
+        else:
+            upstream = await self.upstream_health()
+        models = self.models.status()
+        healthy = bool(upstream["reachable"]) and not any(
+            state.startswith("error") for state in models.values()
+        )
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", "upstream": upstream, "models": models},
+            status_code=200 if healthy else 503,
+        )
+
+    async def upstream_health(self) -> dict[str, Any]:
         upstream: dict[str, Any] = {"url": str(self.upstream.base)}
         try:
             answer = await self.upstream.send(
@@ -175,32 +198,27 @@ class Proxy:
         except UpstreamError as exc:
             upstream["reachable"] = False
             upstream["reason"] = exc.reason
-        models = self.models.status()
-        healthy = bool(upstream["reachable"]) and not any(
-            state.startswith("error") for state in models.values()
-        )
-        return JSONResponse(
-            {"status": "ok" if healthy else "unavailable", "upstream": upstream, "models": models},
-            status_code=200 if healthy else 503,
-        )
+        return upstream
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        with contextlib.suppress(UpstreamError):  # learn the engine kind early if it is up
-            probe = await self.upstream.send(
-                "GET", b"/_cluster/health", b"", [], None, stream=False, timeout_s=2.0
-            )
-            if probe.status_code == 200:
-                self.note_engine(probe.headers)
+        if self._upstream is not None:
+            with contextlib.suppress(UpstreamError):  # learn the engine kind early if it is up
+                probe = await self._upstream.send(
+                    "GET", b"/_cluster/health", b"", [], None, stream=False, timeout_s=2.0
+                )
+                if probe.status_code == 200:
+                    self.note_engine(probe.headers)
         await self.models.preload(self.settings.models())
         try:
             yield
         finally:
             await self.models.aclose()
-            await self.upstream.aclose()
+            if self._upstream is not None:
+                await self._upstream.aclose()
 
 
 def _guard(
@@ -235,25 +253,35 @@ def create_app(
     loader: Loader | None = None,
 ) -> Starlette:
     """The ASGI app. ``loader`` (model name, max length -> scorer) injects model faults in tests."""
+    from bridge.proxy.model_api import MODEL_API_PATHS, model_api_routes
     from bridge.proxy.search_routes import SearchRoutes
 
     proxy = Proxy(settings, loader=loader)
-    search = SearchRoutes(proxy)
-    search_routes = _guard(search.search, proxy, rerank_route=True)
-    msearch_routes = _guard(search.msearch, proxy, rerank_route=True)
     routes = [
         Route("/_bridge/health", proxy.health, methods=["GET"]),
         Route("/_bridge/metrics", proxy.metrics_endpoint, methods=["GET"]),
-        Route("/_search", search_routes, methods=["GET", "POST"]),
-        Route("/{index}/_search", search_routes, methods=["GET", "POST"]),
-        Route("/_msearch", msearch_routes, methods=["GET", "POST"]),
-        Route("/{index}/_msearch", msearch_routes, methods=["GET", "POST"]),
-        Route("/{path:path}", _guard(proxy.passthrough, proxy), methods=ALL_METHODS),
+        *model_api_routes(proxy),
     ]
+    if settings.upstream is not None:
+        search = SearchRoutes(proxy)
+        search_routes = _guard(search.search, proxy, rerank_route=True)
+        msearch_routes = _guard(search.msearch, proxy, rerank_route=True)
+        routes += [
+            Route("/_search", search_routes, methods=["GET", "POST"]),
+            Route("/{index}/_search", search_routes, methods=["GET", "POST"]),
+            Route("/_msearch", msearch_routes, methods=["GET", "POST"]),
+            Route("/{index}/_msearch", msearch_routes, methods=["GET", "POST"]),
+            Route("/{path:path}", _guard(proxy.passthrough, proxy), methods=ALL_METHODS),
+        ]
     middleware = [Middleware(AccessMiddleware, metrics=proxy.metrics)]
-    if settings.auth.api_key:
+    if settings.auth.api_key:  # the model routes check their own bearer token instead
         middleware.append(
-            Middleware(ApiKeyMiddleware, api_key=settings.auth.api_key, header=settings.auth.header)
+            Middleware(
+                ApiKeyMiddleware,
+                api_key=settings.auth.api_key,
+                header=settings.auth.header,
+                open_paths=MODEL_API_PATHS,
+            )
         )
     app = Starlette(routes=routes, middleware=middleware, lifespan=proxy.lifespan)
     app.state.proxy = proxy

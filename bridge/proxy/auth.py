@@ -16,14 +16,22 @@ OPEN_PATHS = frozenset({"/_bridge/health"})
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, *, api_key: str, header: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str,
+        header: str,
+        open_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
+        self._open = OPEN_PATHS | open_paths
         self._key = api_key.encode()
         self._header = header.lower().encode("latin-1")
         self._header_name = header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._allowed(scope):
+        if scope["type"] != "http" or scope["path"] in self._open or self._allowed(scope):
             await self.app(scope, receive, send)
             return
         await unauthorized(self._header_name)(scope, receive, send)

@@ -1,7 +1,8 @@
 """Proxy settings: a YAML or TOML file -> frozen dataclasses, each value checked by field name.
 
 ```yaml
-upstream: {url: "https://es:9200", ca_file: /certs/ca.pem, verify: true, timeout_s: 60}
+upstream: {url: "https://es:9200", ca_file: /certs/ca.pem, verify: true, timeout_s: 60}  # optional
+model_api: {token: "...", max_documents: 1000, max_text_chars: 100000}   # /v1/rerank, /rerank, ...
 limits: {max_body_bytes: 104857600, max_window: 200}
 auth: {api_key: "..."}            # or env RERANK_BRIDGE_API_KEY; header X-Bridge-Api-Key
 batching: {enabled: true, max_wait_ms: 2, max_batch_pairs: 256, max_batch_tokens: 65536}
@@ -33,6 +34,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 API_KEY_ENV = "RERANK_BRIDGE_API_KEY"
+MODEL_API_TOKEN_ENV = "RERANK_BRIDGE_MODEL_API_TOKEN"
 CONFIG_ENV = "RERANK_BRIDGE_PROXY_CONFIG"
 UPSTREAM_ENV = "RERANK_BRIDGE_UPSTREAM"
 ENGINES = ("auto", "elasticsearch", "opensearch")
@@ -87,17 +89,39 @@ class ScorerSettings:
     allowed_models: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class ModelApiSettings:
+    """The standard model routes (Cohere, Jina, TEI, OpenAI shapes): see bridge.proxy.model_api."""
+
+    # `Authorization: Bearer <token>` required on the model routes; None: auth.api_key if set
+    token: str | None = None
+    max_documents: int = 1000  # documents (or inputs) per call; Cohere's own limit
+    max_text_chars: int = 100_000  # per query/document; the model reads max_length tokens anyway
+    model: str | None = None  # default rerank model; None: rerank.model, else the package default
+    embedding_model: str | None = None  # default for /embed and /v1/embeddings
+
+    def __repr__(self) -> str:  # never print the token
+        token = "***" if self.token else None
+        return (
+            f"ModelApiSettings(token={token}, max_documents={self.max_documents}, "
+            f"max_text_chars={self.max_text_chars}, model={self.model!r}, "
+            f"embedding_model={self.embedding_model!r})"
+        )
+
+
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
 
 @dataclass(frozen=True)
 class ProxySettings:
-    upstream: UpstreamSettings
+    # None: no engine behind the server; it serves the model routes only
+    upstream: UpstreamSettings | None
     limits: LimitSettings = field(default_factory=LimitSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     batching: BatchingSettings = field(default_factory=BatchingSettings)
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
+    model_api: ModelApiSettings = field(default_factory=ModelApiSettings)
     # raw `rerank` section defaults and per-index overrides; validated by bridge.config on use
     rerank: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
     indices: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _frozen({}))
@@ -204,22 +228,14 @@ def settings_from_mapping(raw: Mapping[str, Any], *, upstream: str | None = None
     for key in raw:
         if key not in known:
             raise ConfigError(f"unknown section (known: {', '.join(sorted(known))})", field=key)
-    up = raw.get("upstream")
-    up_values = {"url": up} if isinstance(up, str) else _section(raw, "upstream")
-    if upstream:
-        up_values["url"] = upstream
-    if not up_values.get("url"):
-        raise ConfigError("is required (config file or --upstream)", field="upstream.url")
-    up_values["url"] = _check_url(str(up_values["url"]))
-    upstream_settings = _build(UpstreamSettings, up_values, "upstream")
-    if upstream_settings.engine not in ENGINES:
-        raise ConfigError(f"must be one of {list(ENGINES)}", field="upstream.engine")
-    if upstream_settings.ca_file and not Path(upstream_settings.ca_file).is_file():
-        raise ConfigError("file not found", field="upstream.ca_file")
+    upstream_settings = _upstream(raw, upstream)
 
     auth_values = _section(raw, "auth")
     if not auth_values.get("api_key") and os.environ.get(API_KEY_ENV):
         auth_values["api_key"] = os.environ[API_KEY_ENV]
+    model_api_values = _section(raw, "model_api")
+    if not model_api_values.get("token") and os.environ.get(MODEL_API_TOKEN_ENV):
+        model_api_values["token"] = os.environ[MODEL_API_TOKEN_ENV]
     indices = _section(raw, "indices")
     for pattern, overrides in indices.items():
         if not isinstance(overrides, Mapping):
@@ -230,10 +246,30 @@ def settings_from_mapping(raw: Mapping[str, Any], *, upstream: str | None = None
         auth=_build(AuthSettings, auth_values, "auth"),
         batching=_build(BatchingSettings, _section(raw, "batching"), "batching"),
         scorer=_build(ScorerSettings, _section(raw, "scorer"), "scorer"),
+        model_api=_build(ModelApiSettings, model_api_values, "model_api"),
         rerank=_frozen(_section(raw, "rerank")),
         indices=_frozen({str(k): _frozen(v) for k, v in indices.items()}),
     )
     _check_rerank_defaults(settings)
+    return settings
+
+
+def _upstream(raw: Mapping[str, Any], override: str | None) -> UpstreamSettings | None:
+    """The engine behind the server, or None when neither the file nor ``override`` names one."""
+    up = raw.get("upstream")
+    up_values = {"url": up} if isinstance(up, str) else _section(raw, "upstream")
+    if override:
+        up_values["url"] = override
+    if not up_values.get("url"):
+        if up_values:
+            raise ConfigError("is required when upstream is configured", field="upstream.url")
+        return None
+    up_values["url"] = _check_url(str(up_values["url"]))
+    settings: UpstreamSettings = _build(UpstreamSettings, up_values, "upstream")
+    if settings.engine not in ENGINES:
+        raise ConfigError(f"must be one of {list(ENGINES)}", field="upstream.engine")
+    if settings.ca_file and not Path(settings.ca_file).is_file():
+        raise ConfigError("file not found", field="upstream.ca_file")
     return settings
 
 

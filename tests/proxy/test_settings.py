@@ -70,9 +70,18 @@ def test_wrong_type_is_named() -> None:
         settings_from_mapping({"upstream": "http://x:9200", "limits": {"max_body_bytes": "big"}})
 
 
-def test_missing_upstream_is_refused() -> None:
+def test_no_upstream_makes_a_model_server_only() -> None:
+    assert settings_from_mapping({}).upstream is None
+
+
+def test_an_upstream_section_without_url_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"\[upstream.url\]"):
-        settings_from_mapping({})
+        settings_from_mapping({"upstream": {"timeout_s": 3}})
+
+
+def test_model_api_token_is_never_printed() -> None:
+    settings = settings_from_mapping({"model_api": {"token": "s3cret"}})
+    assert "s3cret" not in repr(settings)
 
 
 def test_non_http_upstream_is_refused() -> None:
