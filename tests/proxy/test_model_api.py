@@ -16,9 +16,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support.proxy_server import ProxyServer
 from bridge.scoring import load_scorer
 from tests.proxy.conftest import StartProxy
+from tests.support.proxy_server import ProxyServer
 
 QUERY = "cordless drill"
 DOCS = [
