@@ -203,9 +203,10 @@ def parity(size: str, flash: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     from bridge import load_scorer
     from bridge.models import resolve_model
-    from bridge.scoring.scorer import _scorer_over
+    from bridge.scoring.scorer import CacheBounds, _scorer_over
 
-    one_batch = {"token_budget": 10**9, "parallel_batches": 1}
+    # caches off: every request is tokenized and scored in full, as FlashRank does
+    one_batch = {"token_budget": 10**9, "parallel_batches": 1, "token_cache_bytes": 0}
     ours = load_scorer(
         MODELS[size], cache_dir=args.cache_dir, max_length=args.max_length, **one_batch
     )
@@ -215,7 +216,9 @@ def parity(size: str, flash: Any, args: argparse.Namespace) -> dict[str, Any]:
         ort.InferenceSession(str(files.onnx_path), providers=["CPUExecutionProvider"]),
         max_length=args.max_length,
         cache_size=0,
-        **one_batch,
+        token_budget=10**9,
+        parallel_batches=1,
+        caches=CacheBounds(0, 0, 0),
     )
     rng = random.Random(args.seed + 1)
     worst = {"same_graph": 0.0, "one_batch": 0.0}
@@ -255,7 +258,11 @@ class ComputeFloor:
         from bridge import load_scorer
 
         self.scorer = load_scorer(
-            MODELS[size], cache_dir=args.cache_dir, max_length=args.max_length, threads=1
+            MODELS[size],
+            cache_dir=args.cache_dir,
+            max_length=args.max_length,
+            threads=1,
+            token_cache_bytes=0,
         )
         self.cores = len(os.sched_getaffinity(0))
 
@@ -294,6 +301,7 @@ def run_model(size: str, args: argparse.Namespace) -> None:
         max_length=args.max_length,
         threads=args.threads,
         spin=args.spin,
+        token_cache_bytes=0,  # caches off: random passages would only pay for the cache
     )
     print(json.dumps(parity(size, flash, args)), flush=True)
     if args.check_only:

@@ -19,7 +19,8 @@ import numpy.typing as npt
 from bridge.config import DEFAULT_MODEL
 from bridge.errors import InputError
 from bridge.scoring import shared_scorers
-from bridge.scoring.scorer import BiEncoderScorer, CrossEncoderScorer
+from bridge.scoring.scorer import BiEncoderScorer, CacheBounds, CrossEncoderScorer
+from bridge.scoring.token_cache import DEFAULT_TOKEN_CACHE_BYTES
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Ranker:
         threads: int | None = None,
         cache_size: int = 0,
         spin: bool = False,
+        token_cache_bytes: int = DEFAULT_TOKEN_CACHE_BYTES,
     ) -> None:
         # log_level is accepted for FlashRank compatibility; a library leaves logging to the app.
         del log_level
@@ -78,6 +80,7 @@ class Ranker:
             threads=threads,
             cache_size=cache_size,
             spin=spin,
+            caches=CacheBounds(token=token_cache_bytes),
         )
 
     def rerank(self, request: RerankRequest, *, top_n: int | None = None) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ Loader = Callable[[str, "int | None"], Any]
 
 def _load(model: str, max_length: int | None, settings: ScorerSettings) -> Any:
     from bridge.scoring import shared_scorers
+    from bridge.scoring.scorer import CacheBounds
 
     return shared_scorers.get(
         model,
@@ -26,6 +27,9 @@ def _load(model: str, max_length: int | None, settings: ScorerSettings) -> Any:
         max_length=max_length,
         threads=settings.threads,
         cache_size=settings.cache_size,
+        caches=CacheBounds(
+            settings.cache_bytes, settings.token_cache_bytes, settings.embedding_cache_bytes
+        ),
     )
 
 
@@ -67,6 +71,7 @@ class ModelPool:
                 self.errors[model] = f"{type(exc).__name__}: {exc}"
                 raise
             self.errors.pop(model, None)
+            self._metrics.caches.watch(model, scorer)
             cache = getattr(scorer, "cache", None)
             batcher = MicroBatcher(
                 scorer.score_pairs,

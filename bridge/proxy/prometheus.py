@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -9,6 +12,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -91,5 +96,52 @@ class ProxyMetrics:
             registry=self.registry,
         )
 
+        self.caches = ScorerCaches()
+        self.registry.register(self.caches)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ScorerCaches(Collector):
+    """Hits, misses, evictions, entries and bytes of every cache of the loaded scorers (scores,
+    passage token ids, embeddings) and their tokenization time, read when /metrics is scraped."""
+
+    def __init__(self) -> None:
+        self._scorers: dict[str, Any] = {}
+
+    def watch(self, model: str, scorer: Any) -> None:
+        if hasattr(scorer, "cache_stats"):
+            self._scorers[model] = scorer
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "cache"]
+        families = {
+            name: CounterMetricFamily(f"rerank_bridge_cache_{name}", text, labels=labels)
+            for name, text in (
+                ("hits", "Look-ups answered from a scorer cache"),
+                ("misses", "Look-ups a scorer cache could not answer"),
+                ("evictions", "Entries a scorer cache dropped to stay in its bounds"),
+            )
+        }
+        entries = GaugeMetricFamily(
+            "rerank_bridge_cache_entries", "Entries held by a scorer cache", labels=labels
+        )
+        size = GaugeMetricFamily(
+            "rerank_bridge_cache_bytes", "Estimated bytes held by a scorer cache", labels=labels
+        )
+        tokenize = CounterMetricFamily(
+            "rerank_bridge_tokenize_seconds", "Wall time spent tokenizing", labels=["model"]
+        )
+        for model, scorer in list(self._scorers.items()):
+            for cache, stats in scorer.cache_stats().items():
+                families["hits"].add_metric([model, cache], stats.hits)
+                families["misses"].add_metric([model, cache], stats.misses)
+                families["evictions"].add_metric([model, cache], stats.evictions)
+                entries.add_metric([model, cache], stats.entries)
+                size.add_metric([model, cache], stats.bytes)
+            tokenize.add_metric([model], scorer.tokenize_seconds())
+        yield from families.values()
+        yield entries
+        yield size
+        yield tokenize

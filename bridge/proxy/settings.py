@@ -6,7 +6,8 @@ model_api: {token: "...", max_documents: 1000, max_text_chars: 100000}   # /v1/r
 limits: {max_body_bytes: 104857600, max_window: 200}
 auth: {api_key: "..."}            # or env RERANK_BRIDGE_API_KEY; header X-Bridge-Api-Key
 batching: {enabled: true, max_wait_ms: 2, max_batch_pairs: 256, max_batch_tokens: 65536}
-scorer: {cache_size: 10000, threads: null, cache_dir: null}
+scorer: {cache_size: 10000, cache_bytes: 67108864, token_cache_bytes: 33554432,
+         embedding_cache_bytes: 33554432, threads: null, cache_dir: null}   # 0 turns a cache off
 rerank: {model: ms-marco-TinyBERT-L-2-v2, window_size: 20}     # defaults of the `rerank` section
 indices:                                                         # per index (fnmatch patterns)
   "products*": {fields: [title, brand], model: ms-marco-MiniLM-L-12-v2}
@@ -82,6 +83,10 @@ class BatchingSettings:
 @dataclass(frozen=True)
 class ScorerSettings:
     cache_size: int = 10000
+    # bytes each cache of a model may hold (scores, passage token ids, bi-encoder embeddings)
+    cache_bytes: int = 64 * 1024 * 1024
+    token_cache_bytes: int = 32 * 1024 * 1024
+    embedding_cache_bytes: int = 32 * 1024 * 1024
     threads: int | None = None
     cache_dir: str | None = None
     # models clients may name in `rerank.model`; None: the configured ones plus FlashRank's names
@@ -194,7 +199,8 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
             raise ConfigError("must be true or false", field=name)
         return value
     if text.startswith("int"):
-        low = 0 if name.endswith("cache_size") else 1  # a cache of 0 entries turns it off
+        # a cache of 0 entries (or bytes) turns it off
+        low = 0 if name.endswith(("cache_size", "cache_bytes")) else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"must be an integer >= {low}", field=name)
         return value

@@ -1,53 +1,61 @@
-"""A bounded, thread-safe LRU cache of model scores keyed by (model, query, passage text)."""
+"""A bounded, thread-safe LRU cache of model scores keyed by (model identity, query, passage text).
+
+The scorer's model identity names the ONNX file by path, size and modification time and the text
+options that change a score (``max_length``, the query cap), so a replaced model file or another
+``max_length`` can never be answered from an older entry (``bridge.scoring.identity``).
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+import sys
+
+from bridge.scoring.lru import ENTRY_OVERHEAD, BytesLRU, CacheStats
 
 CacheKey = tuple[str, str, str]
 
+# 64 MiB holds about 150,000 (query, product title) scores.
+DEFAULT_SCORE_CACHE_BYTES = 64 * 1024 * 1024
+
+
+def _entry_size(key: CacheKey, value: float) -> int:
+    # The model identity string is shared by every key of a scorer: not counted per entry.
+    return ENTRY_OVERHEAD + sys.getsizeof(key[1]) + sys.getsizeof(key[2]) + 24
+
 
 class ScoreCache:
-    """Least-recently-used score cache; ``maxsize`` entries at most, safe across threads."""
+    """Least-recently-used score cache; ``maxsize`` entries and ``max_bytes`` at most."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, *, max_bytes: int = DEFAULT_SCORE_CACHE_BYTES) -> None:
         if maxsize < 0:
             raise ValueError("maxsize must be >= 0")
         self.maxsize = maxsize
-        self._entries: OrderedDict[CacheKey, float] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._lru: BytesLRU[CacheKey, float] = BytesLRU(
+            max_bytes=max_bytes, size_of=_entry_size, max_entries=maxsize
+        )
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lru)
 
-    def get_many(self, keys: Sequence[CacheKey]) -> list[float | None]:
-        found: list[float | None] = []
-        with self._lock:
-            for key in keys:
-                value = self._entries.get(key)
-                if value is None:
-                    self.misses += 1
-                else:
-                    self._entries.move_to_end(key)
-                    self.hits += 1
-                found.append(value)
-        return found
+    @property
+    def hits(self) -> int:
+        return self._lru.hits
 
-    def put_many(self, keys: Sequence[CacheKey], values: Sequence[float]) -> None:
-        if self.maxsize == 0:
-            return
-        with self._lock:
-            for key, value in zip(keys, values, strict=True):
-                self._entries[key] = value
-                self._entries.move_to_end(key)
-            while len(self._entries) > self.maxsize:
-                self._entries.popitem(last=False)
+    @property
+    def misses(self) -> int:
+        return self._lru.misses
+
+    @property
+    def evictions(self) -> int:
+        return self._lru.evictions
+
+    def get_many(self, keys: list[CacheKey]) -> list[float | None]:
+        return self._lru.get_many(keys)
+
+    def put_many(self, keys: list[CacheKey], values: list[float]) -> None:
+        self._lru.put_many(keys, values)
+
+    def stats(self) -> CacheStats:
+        return self._lru.stats()
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.hits = self.misses = 0
+        self._lru.clear()

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -16,9 +16,12 @@ import onnxruntime as ort
 
 from bridge.config import DEFAULT_MAX_LENGTH
 from bridge.errors import InputError, ModelError
-from bridge.scoring.score_cache import CacheKey, ScoreCache
+from bridge.scoring.embedding_cache import DEFAULT_EMBEDDING_CACHE_BYTES, EmbeddingCache
+from bridge.scoring.lru import CacheStats
+from bridge.scoring.score_cache import DEFAULT_SCORE_CACHE_BYTES, CacheKey, ScoreCache
 from bridge.scoring.session import create_session, default_threads
 from bridge.scoring.token_batches import Batch, make_batches
+from bridge.scoring.token_cache import DEFAULT_TOKEN_CACHE_BYTES
 from bridge.scoring.tokenize import PairTokenizer, TextTokenizer, Tokens
 
 if TYPE_CHECKING:
@@ -200,10 +203,24 @@ class _CachedScoring:
         )
         self.model_name = model_name
         self.cache = cache
+        # What a cached score is keyed by besides its texts; set from the model file by the loader
+        # (``model_identity``) so a replaced file or another max_length never reads a stale entry.
+        self.identity = model_name
 
     @property
     def max_length(self) -> int:
         return self._tokenizer.max_length
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """Hits, misses, evictions and bytes of each cache this scorer has, by cache name."""
+        found: dict[str, CacheStats] = {}
+        if self.cache is not None:
+            found["score"] = self.cache.stats()
+        return found
+
+    def tokenize_seconds(self) -> float:
+        """Wall time this scorer spent tokenizing pairs or texts since it was created."""
+        return self._tokenizer.timer.seconds
 
     def _compute(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         raise NotImplementedError
@@ -214,7 +231,7 @@ class _CachedScoring:
             return []
         if self.cache is None:
             return self._compute(pairs)
-        keys: list[CacheKey] = [(self.model_name, q, p) for q, p in pairs]
+        keys: list[CacheKey] = [(self.identity, q, p) for q, p in pairs]
         found = self.cache.get_many(keys)
         missing = [i for i, value in enumerate(found) if value is None]
         if missing:
@@ -267,6 +284,13 @@ class CrossEncoderScorer(_CachedScoring):
     def kind(self) -> ScorerKind:
         return "cross"
 
+    def cache_stats(self) -> dict[str, CacheStats]:
+        found = super().cache_stats()
+        tokens = self._tokenizer.cache_stats()
+        if tokens is not None:
+            found["token"] = tokens
+        return found
+
     def _compute(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         tokens = self._tokenizer.encode_pairs(pairs)
         scores = np.empty(len(pairs), dtype=np.float64)
@@ -307,6 +331,7 @@ class BiEncoderScorer(_CachedScoring):
         max_batch: int = DEFAULT_MAX_BATCH,
         pooling: str | None = None,
         parallel_batches: int = DEFAULT_PARALLEL_BATCHES,
+        embedding_cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
     ) -> None:
         if pooling not in _POOLINGS:
             raise ModelError(f"unsupported pooling {pooling!r}; expected 'mean' or 'cls'")
@@ -321,16 +346,30 @@ class BiEncoderScorer(_CachedScoring):
         )
         self._tokenizer: TextTokenizer = tokenizer
         self.pooling = pooling or "mean"
+        self.embedding_cache = (
+            EmbeddingCache(embedding_cache_bytes) if embedding_cache_bytes > 0 else None
+        )
 
     @property
     def kind(self) -> ScorerKind:
         return "bi"
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        found = super().cache_stats()
+        if self.embedding_cache is not None:
+            found["embedding"] = self.embedding_cache.stats()
+        return found
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         for i, text in enumerate(texts):
             _check_text(text, i)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
+        if self.embedding_cache is not None:
+            return self.embedding_cache.embed(texts, self._embed_uncached)
+        return self._embed_uncached(texts)
+
+    def _embed_uncached(self, texts: Sequence[str]) -> FloatArray:
         tokens = self._tokenizer.encode_texts(texts)
         rows: list[FloatArray] = []
         index: list[npt.NDArray[np.int64]] = []
@@ -386,8 +425,15 @@ def load_scorer(
     download: bool = True,
     spin: bool = False,
     parallel_batches: int = DEFAULT_PARALLEL_BATCHES,
+    cache_bytes: int = DEFAULT_SCORE_CACHE_BYTES,
+    token_cache_bytes: int = DEFAULT_TOKEN_CACHE_BYTES,
+    embedding_cache_bytes: int = DEFAULT_EMBEDDING_CACHE_BYTES,
 ) -> CrossEncoderScorer | BiEncoderScorer:
     """Resolve ``model`` (a known name or a local directory) and open a scorer for it.
+
+    Caches, each bounded in bytes and 0 to turn it off: the score cache (``cache_size`` entries,
+    ``cache_bytes``; off by default), passage token ids of a cross-encoder (``token_cache_bytes``)
+    and text embeddings of a bi-encoder (``embedding_cache_bytes``).
 
     ``spin=True`` lets ORT worker threads spin between operators: lower latency on an otherwise
     idle machine, much higher under CPU contention (benchmarks/README.md), so it is off by default.
@@ -412,6 +458,7 @@ def load_scorer(
         query_max_tokens=query_max_tokens,
         token_budget=token_budget,
         parallel_batches=parallel_batches,
+        caches=CacheBounds(cache_bytes, token_cache_bytes, embedding_cache_bytes),
     )
 
 
@@ -419,6 +466,29 @@ def _resolve(model: str | Path, cache_dir: Path | None, download: bool) -> Model
     from bridge.models import resolve_model
 
     return resolve_model(str(model), cache_dir=cache_dir, download=download)
+
+
+class CacheBounds(NamedTuple):
+    """Bytes each cache of a scorer may hold; 0 turns that cache off."""
+
+    score: int = DEFAULT_SCORE_CACHE_BYTES
+    token: int = DEFAULT_TOKEN_CACHE_BYTES
+    embedding: int = DEFAULT_EMBEDDING_CACHE_BYTES
+
+
+DEFAULT_CACHE_BOUNDS = CacheBounds()
+
+
+def model_identity(files: ModelFiles, *options: object) -> str:
+    """The model file (path, size, modification time, inode) and the text options a score
+    depends on: the part of a score cache key that keeps entries of another model file, a
+    replaced file or another ``max_length`` apart."""
+    try:
+        stat = files.onnx_path.stat()
+        file_part = f"{files.onnx_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+    except OSError:
+        file_part = str(files.onnx_path)
+    return "|".join([files.name, file_part, *map(str, options)])
 
 
 def _scorer_over(
@@ -430,12 +500,14 @@ def _scorer_over(
     query_max_tokens: int | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     parallel_batches: int = DEFAULT_PARALLEL_BATCHES,
+    caches: CacheBounds = DEFAULT_CACHE_BOUNDS,
 ) -> CrossEncoderScorer | BiEncoderScorer:
-    """A scorer (tokenizer, truncation, score cache) over an already open session."""
+    """A scorer (tokenizer, truncation, caches) over an already open session."""
     length = max_length or files.max_length or _default_max_length(files.config)
-    cache = ScoreCache(cache_size) if cache_size > 0 else None
+    cache = ScoreCache(cache_size, max_bytes=caches.score) if cache_size > 0 else None
+    scorer: CrossEncoderScorer | BiEncoderScorer
     if files.kind == "bi":
-        return BiEncoderScorer(
+        scorer = BiEncoderScorer(
             session,
             TextTokenizer(files.tokenizer_path, max_length=length),
             model_name=files.name,
@@ -444,16 +516,27 @@ def _scorer_over(
             token_budget=token_budget,
             pooling=files.pooling,
             parallel_batches=parallel_batches,
+            embedding_cache_bytes=caches.embedding,
         )
-    return CrossEncoderScorer(
-        session,
-        PairTokenizer(files.tokenizer_path, max_length=length, query_max_tokens=query_max_tokens),
-        model_name=files.name,
-        output_name=files.output_name,
-        cache=cache,
-        token_budget=token_budget,
-        parallel_batches=parallel_batches,
-    )
+    else:
+        pair_tokenizer = PairTokenizer(
+            files.tokenizer_path,
+            max_length=length,
+            query_max_tokens=query_max_tokens,
+            token_cache_bytes=caches.token,
+        )
+        scorer = CrossEncoderScorer(
+            session,
+            pair_tokenizer,
+            model_name=files.name,
+            output_name=files.output_name,
+            cache=cache,
+            token_budget=token_budget,
+            parallel_batches=parallel_batches,
+        )
+    query_cap = getattr(scorer._tokenizer, "query_max_tokens", None)
+    scorer.identity = model_identity(files, scorer.max_length, query_cap)
+    return scorer
 
 
 class SharedScorers:
@@ -481,10 +564,11 @@ class SharedScorers:
         threads: int | None = None,
         cache_size: int = 0,
         spin: bool = False,
+        caches: CacheBounds = DEFAULT_CACHE_BOUNDS,
     ) -> CrossEncoderScorer | BiEncoderScorer:
         cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
         runtime = (tuple(providers) if providers else None, threads, spin)
-        key = (str(model), str(cache_path), max_length, cache_size, *runtime)
+        key = (str(model), str(cache_path), max_length, cache_size, tuple(caches), *runtime)
         with self._guard:
             scorer = self._scorers.get(key)
             if scorer is not None:
@@ -495,7 +579,9 @@ class SharedScorers:
             if scorer is None:
                 files = _resolve(model, cache_path, download=True)
                 session = self._session(files, cache_path, providers, threads, spin)
-                scorer = _scorer_over(files, session, max_length=max_length, cache_size=cache_size)
+                scorer = _scorer_over(
+                    files, session, max_length=max_length, cache_size=cache_size, caches=caches
+                )
                 with self._guard:
                     self._scorers[key] = scorer
             return scorer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,14 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from bridge.errors import ModelError
+from bridge.scoring.lru import CacheStats
+from bridge.scoring.token_cache import (
+    DEFAULT_TOKEN_CACHE_BYTES,
+    PairTemplate,
+    PassageTokenCache,
+    TokenTimer,
+    assemble_pairs,
+)
 
 IntArray = npt.NDArray[np.int64]
 
@@ -86,7 +95,9 @@ class PairTokenizer:
     """Tokenizes (query, passage) pairs for a cross-encoder.
 
     Truncation is ``only_second`` by default: the query is kept whole up to ``query_max_tokens``
-    (longer queries are cut to that many tokens first) and the passage gives way.
+    (longer queries are cut to that many tokens first) and the passage gives way. With a token
+    cache (``token_cache_bytes`` > 0) each passage is tokenized once and pairs are assembled from
+    cached ids, token for token what encoding the whole pair gives (``bridge.scoring.token_cache``).
     """
 
     def __init__(
@@ -96,6 +107,7 @@ class PairTokenizer:
         max_length: int,
         query_max_tokens: int | None = None,
         strategy: str = "only_second",
+        token_cache_bytes: int = DEFAULT_TOKEN_CACHE_BYTES,
     ) -> None:
         cap = _model_max_length(tokenizer_path)
         self.max_length = min(max_length, cap) if cap else max_length
@@ -110,6 +122,17 @@ class PairTokenizer:
         self._measure.no_padding()
         self._measure.no_truncation()
         self.pad_id = _pad_id(self._tokenizer)
+        self.timer = TokenTimer()
+        template = PairTemplate.of(self._tokenizer) if strategy == "only_second" else None
+        self._template = template
+        self.token_cache: PassageTokenCache | None = None
+        if template is not None and token_cache_bytes > 0:
+            passages = _load(tokenizer_path)
+            passages.no_padding()
+            passages.enable_truncation(max_length=self.max_length)
+            self.token_cache = PassageTokenCache(
+                passages, keep=self.max_length, max_bytes=token_cache_bytes
+            )
 
     def _capped(self, query: str) -> str:
         encoding = self._measure.encode(query, add_special_tokens=False)
@@ -117,10 +140,39 @@ class PairTokenizer:
             return query
         return query[: encoding.offsets[self.query_max_tokens - 1][1]]
 
+    def _query_ids(self, query: str) -> npt.NDArray[np.int32]:
+        encoding = self._measure.encode(query, add_special_tokens=False)
+        if len(encoding.ids) > self.query_max_tokens:  # re-encode the cut text, as the pair path
+            cut = query[: encoding.offsets[self.query_max_tokens - 1][1]]
+            encoding = self._measure.encode(cut, add_special_tokens=False)
+        return np.asarray(encoding.ids, dtype=np.int32)
+
     def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> Tokens:
-        capped = {q: self._capped(q) for q in {q for q, _ in pairs}}
-        encodings = _encode_batch(self._tokenizer, [(capped[q], p) for q, p in pairs])
-        return _pack(encodings)
+        started = time.perf_counter()
+        try:
+            if self.token_cache is not None and self._template is not None:
+                return self._assemble(pairs, self.token_cache, self._template)
+            capped = {q: self._capped(q) for q in {q for q, _ in pairs}}
+            encodings = _encode_batch(self._tokenizer, [(capped[q], p) for q, p in pairs])
+            return _pack(encodings)
+        finally:
+            self.timer.add(started)
+
+    def _assemble(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        cache: PassageTokenCache,
+        template: PairTemplate,
+    ) -> Tokens:
+        queries = {q: self._query_ids(q) for q in dict.fromkeys(q for q, _ in pairs)}
+        passages = cache.ids([p for _, p in pairs])
+        built = assemble_pairs(
+            template, [queries[q] for q, _ in pairs], passages, max_length=self.max_length
+        )
+        return Tokens(ids=built.ids, type_ids=built.type_ids, lengths=built.lengths)
+
+    def cache_stats(self) -> CacheStats | None:
+        return self.token_cache.stats() if self.token_cache is not None else None
 
 
 class TextTokenizer:
@@ -133,6 +185,11 @@ class TextTokenizer:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_length)
         self.pad_id = _pad_id(self._tokenizer)
+        self.timer = TokenTimer()
 
     def encode_texts(self, texts: Sequence[str]) -> Tokens:
-        return _pack(_encode_batch(self._tokenizer, list(texts)))
+        started = time.perf_counter()
+        try:
+            return _pack(_encode_batch(self._tokenizer, list(texts)))
+        finally:
+            self.timer.add(started)
