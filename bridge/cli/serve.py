@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--upstream",
-        help="engine URL, e.g. http://localhost:9200 (or config); without one: model routes only",
+        action="append",
+        help="engine node URL, e.g. http://localhost:9200; repeat it for several nodes of one "
+        "cluster (or upstream.url / upstream.urls in the config); without one: model routes only",
     )
     parser.add_argument("--config", help="settings file (.yaml, .yml or .toml)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     # validate here so a bad file fails once, with a clear message, before any worker starts
     settings = load_settings(args.config, upstream=args.upstream)
     if settings.upstream is not None:
-        os.environ[UPSTREAM_ENV] = settings.upstream.url
+        os.environ[UPSTREAM_ENV] = ",".join(settings.upstream.urls)
     if args.config:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     uvicorn.run(

@@ -29,6 +29,7 @@ from bridge.proxy.model_pool import Loader, ModelPool
 from bridge.proxy.prometheus import ProxyMetrics
 from bridge.proxy.settings import ProxySettings, load_settings_from_env
 from bridge.proxy.upstream import RequestContent, Upstream, UpstreamResponse, end_to_end
+from bridge.proxy.upstream_nodes import is_read
 
 logger = logging.getLogger(__name__)
 
@@ -149,12 +150,19 @@ class Proxy:
         length = self.declared_length(request)
         if length is not None and length > self.settings.limits.max_body_bytes:
             raise BodyTooLargeError
+        raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+        # a read's (small) body is held in memory so another node can be sent the same bytes
+        content = (
+            await self.read_body(request)
+            if is_read(request.method, raw_path)
+            else self.body_stream(request)
+        )
         upstream_response = await self.upstream.send(
             request.method,
-            request.scope.get("raw_path") or request.scope["path"].encode(),
+            raw_path,
             request.scope.get("query_string", b""),
             self.forward_headers(request),
-            self.body_stream(request),
+            content or None,
             stream=True,
         )
         return self.stream_back(upstream_response)
@@ -184,6 +192,8 @@ class Proxy:
 
     async def upstream_health(self) -> dict[str, Any]:
         upstream: dict[str, Any] = {"url": str(self.upstream.base)}
+        if len(self.upstream.nodes.nodes) > 1:
+            upstream["nodes"] = self.upstream.node_states()
         try:
             answer = await self.upstream.send(
                 "GET", b"/_cluster/health", b"", [], None, stream=False, timeout_s=2.0

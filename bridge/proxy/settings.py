@@ -3,6 +3,7 @@
 ```yaml
 upstream: {url: "https://es:9200", ca_file: /certs/ca.pem, verify: true, timeout_s: 60}  # optional
 model_api: {token: "...", max_documents: 1000, max_text_chars: 100000}   # /v1/rerank, /rerank, ...
+# or several nodes of one cluster: upstream: {urls: ["https://es1:9200", "https://es2:9200"]}
 limits: {max_body_bytes: 104857600, max_window: 200}
 auth: {api_key: "..."}            # or env RERANK_BRIDGE_API_KEY; header X-Bridge-Api-Key
 batching: {enabled: true, max_wait_ms: 2, max_batch_pairs: 256, max_batch_tokens: 65536}
@@ -20,7 +21,7 @@ import dataclasses
 import fnmatch
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -43,7 +44,8 @@ ENGINES = ("auto", "elasticsearch", "opensearch")
 
 @dataclass(frozen=True)
 class UpstreamSettings:
-    url: str
+    url: str  # the first node; `urls` lists them all (one cluster, several nodes)
+    urls: tuple[str, ...] = ()
     ca_file: str | None = None
     verify: bool = True
     timeout_s: float = 60.0
@@ -51,6 +53,16 @@ class UpstreamSettings:
     max_connections: int = 256
     # whose _source filtering rules restored answers follow; auto: told by X-Elastic-Product
     engine: str = "auto"
+    # reads (and requests that never reached a node) go to another node this many more times
+    max_retries: int = 3
+    retry_backoff_s: float = 0.05  # equal-jitter backoff base between retries, doubling...
+    max_retry_backoff_s: float = 1.0  # ...up to this
+    dead_node_backoff_s: float = 1.0  # a failed node rests this long, doubling per failure...
+    max_dead_node_backoff_s: float = 30.0  # ...up to this, then gets requests again
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            object.__setattr__(self, "urls", (self.url,))
 
 
 @dataclass(frozen=True)
@@ -199,8 +211,8 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
             raise ConfigError("must be true or false", field=name)
         return value
     if text.startswith("int"):
-        # a cache of 0 entries (or bytes) turns it off
-        low = 0 if name.endswith(("cache_size", "cache_bytes")) else 1
+        # a cache of 0 entries (or bytes) turns it off; 0 retries means none
+        low = 0 if name.endswith(("cache_size", "cache_bytes", "max_retries")) else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"must be an integer >= {low}", field=name)
         return value
@@ -219,17 +231,31 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     return value
 
 
-def _check_url(url: str) -> str:
+def _check_url(url: object, where: str = "upstream.url") -> str:
+    if not isinstance(url, str):
+        raise ConfigError("must be a string", field=where)
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # the proxy holds no engine credentials: clients send their own `Authorization`
+        raise ConfigError(
+            "must not carry credentials (clients send their own Authorization header)",
+            field=where,
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"must be an http(s) URL, got {url!r}", field="upstream.url")
+        raise ConfigError(f"must be an http(s) URL, got {url!r}", field=where)
     if parts.query or parts.fragment:
-        raise ConfigError("must not carry a query or fragment", field="upstream.url")
+        raise ConfigError("must not carry a query or fragment", field=where)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"bad port: {exc}", field=where) from None
     return url.rstrip("/")
 
 
-def settings_from_mapping(raw: Mapping[str, Any], *, upstream: str | None = None) -> ProxySettings:
-    """Validate a parsed config file (``upstream`` overrides ``upstream.url``)."""
+def settings_from_mapping(
+    raw: Mapping[str, Any], *, upstream: str | Sequence[str] | None = None
+) -> ProxySettings:
+    """Validate a parsed config file (``upstream``, one URL or several, overrides its nodes)."""
     known = {f.name for f in dataclasses.fields(ProxySettings)}
     for key in raw:
         if key not in known:
@@ -260,18 +286,37 @@ def settings_from_mapping(raw: Mapping[str, Any], *, upstream: str | None = None
     return settings
 
 
-def _upstream(raw: Mapping[str, Any], override: str | None) -> UpstreamSettings | None:
-    """The engine behind the server, or None when neither the file nor ``override`` names one."""
+def _upstream(
+    raw: Mapping[str, Any], override: str | Sequence[str] | None
+) -> UpstreamSettings | None:
+    """The engine behind the server, or None when neither the file nor ``override`` names one.
+
+    One node (`url`) or several of one cluster (`urls`); ``override`` (``--upstream``, one URL
+    or a list) replaces the file's nodes.
+    """
     up = raw.get("upstream")
-    up_values = {"url": up} if isinstance(up, str) else _section(raw, "upstream")
+    values: dict[str, Any] = {"url": up} if isinstance(up, str) else _section(raw, "upstream")
     if override:
-        up_values["url"] = override
-    if not up_values.get("url"):
-        if up_values:
-            raise ConfigError("is required when upstream is configured", field="upstream.url")
+        values.pop("url", None)
+        values["urls"] = [override] if isinstance(override, str) else list(override)
+    urls = values.pop("urls", None)
+    if urls is not None:
+        if isinstance(urls, str) or not isinstance(urls, (list, tuple)) or not urls:
+            raise ConfigError("must be a non-empty list of URLs", field="upstream.urls")
+        if values.get("url"):
+            raise ConfigError("give either upstream.url or upstream.urls", field="upstream.url")
+        checked = [_check_url(u, f"upstream.urls[{i}]") for i, u in enumerate(urls)]
+        if len(set(checked)) != len(checked):
+            raise ConfigError("lists a node twice", field="upstream.urls")
+        values["urls"] = tuple(checked)
+        values["url"] = checked[0]
+    elif values.get("url"):
+        values["url"] = _check_url(values["url"])
+    elif values:
+        raise ConfigError("is required when upstream is configured", field="upstream.url")
+    else:
         return None
-    up_values["url"] = _check_url(str(up_values["url"]))
-    settings: UpstreamSettings = _build(UpstreamSettings, up_values, "upstream")
+    settings: UpstreamSettings = _build(UpstreamSettings, values, "upstream")
     if settings.engine not in ENGINES:
         raise ConfigError(f"must be one of {list(ENGINES)}", field="upstream.engine")
     if settings.ca_file and not Path(settings.ca_file).is_file():
@@ -321,12 +366,15 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_settings(path: str | Path | None = None, *, upstream: str | None = None) -> ProxySettings:
-    """Settings from an optional config file; ``upstream`` (e.g. ``--upstream``) wins over it."""
+def load_settings(
+    path: str | Path | None = None, *, upstream: str | Sequence[str] | None = None
+) -> ProxySettings:
+    """Settings from an optional config file; ``upstream`` (``--upstream``, repeatable) wins."""
     raw = read_config_file(path) if path else {}
     return settings_from_mapping(raw, upstream=upstream)
 
 
 def load_settings_from_env() -> ProxySettings:
-    """Settings for uvicorn workers: file in RERANK_BRIDGE_PROXY_CONFIG, URL in *_UPSTREAM."""
-    return load_settings(os.environ.get(CONFIG_ENV) or None, upstream=os.environ.get(UPSTREAM_ENV))
+    """Settings for uvicorn workers: file in RERANK_BRIDGE_PROXY_CONFIG, URLs in *_UPSTREAM."""
+    urls = [u for u in os.environ.get(UPSTREAM_ENV, "").split(",") if u]
+    return load_settings(os.environ.get(CONFIG_ENV) or None, upstream=urls or None)

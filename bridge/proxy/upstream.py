@@ -1,25 +1,37 @@
-"""The upstream connection pool (httpx's transport, httpcore), raw bytes both ways.
+"""The upstream connection pools (httpx's transport, httpcore), raw bytes both ways.
 
 The proxy talks to the engine through httpcore's pool directly: a proxy wants exactly what httpx
 adds on top (URL parsing, default headers, content decoding) left out, and it is the hot path.
 Pass-through bodies are never decoded: the client's `Accept-Encoding` goes upstream as sent and the
-engine's (possibly gzip) bytes come back untouched. Only the fixed upstream URL is ever contacted
-(no redirects followed, no environment proxies), so client credentials cannot leak elsewhere.
+engine's (possibly gzip) bytes come back untouched. Only the configured upstream nodes are ever
+contacted (no redirects followed, no environment proxies), so client credentials cannot leak
+elsewhere. Several nodes: see upstream_nodes (pool, failover, what is retried).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import certifi
 import httpcore
 
 from bridge.errors import UpstreamError, UpstreamTimeout
 from bridge.proxy.settings import UpstreamSettings
+from bridge.proxy.upstream_nodes import (
+    RETRY_STATUSES,
+    UpstreamNode,
+    UpstreamNodes,
+    backoff_s,
+    is_read,
+    redacted,
+)
+
+logger = logging.getLogger(__name__)
 
 # RFC 9110 section 7.6.1 plus the legacy names proxies still see
 HOP_BY_HOP = frozenset(
@@ -67,16 +79,21 @@ def ssl_context(settings: UpstreamSettings) -> ssl.SSLContext:
 
 
 class UpstreamResponse:
-    """Status, raw headers and the raw body stream of one upstream answer."""
+    """Status, raw headers and the raw body of one upstream answer (streamed or already read)."""
 
     def __init__(self, raw: httpcore.Response, base: str) -> None:
         self._raw = raw
         self._base = base
+        self._read = False
         self.status_code = raw.status
         self.headers: Headers = list(raw.headers)
         self.content = b""
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
+        if self._read:  # read in full already (a retryable exchange): relay what was read
+            if self.content:
+                yield self.content
+            return
         stream = self._raw.stream
         assert isinstance(stream, AsyncIterable)
         try:
@@ -88,7 +105,12 @@ class UpstreamResponse:
             raise UpstreamError(f"upstream {self._base} broke off: {exc}") from exc
 
     async def aread(self) -> bytes:
-        self.content = b"".join([chunk async for chunk in self.aiter_raw()])
+        if not self._read:
+            try:
+                self.content = b"".join([chunk async for chunk in self.aiter_raw()])
+            finally:
+                await self._raw.aclose()
+            self._read = True
         return self.content
 
     async def aclose(self) -> None:
@@ -98,34 +120,39 @@ class UpstreamResponse:
         return json.loads(self.content)
 
 
+def describe(exc: Exception) -> str:
+    """A transport failure in words; a TLS failure says so and keeps OpenSSL's reason."""
+    text = str(exc)
+    if "SSL" in text or "CERTIFICATE" in text.upper():
+        return f"TLS handshake failed: {text}"
+    return f"{type(exc).__name__}: {text}"
+
+
 class Upstream:
-    """Forwards requests to the configured engine and maps transport failures to typed errors."""
+    """Forwards requests to the engine's nodes, retrying what is safe, with typed errors."""
 
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
-        parts = urlsplit(settings.url)
-        self.base = settings.url
-        self._scheme = parts.scheme.encode()
-        self._host = (parts.hostname or "").encode("idna")
-        self._port = parts.port
-        self._prefix = parts.path.rstrip("/").encode()
-        self._host_header = parts.netloc.rsplit("@", 1)[-1].encode("idna")
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context(settings) if parts.scheme == "https" else None,
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-            keepalive_expiry=30.0,
+        self.base = redacted(settings.url)
+        tls = ssl_context(settings) if any(u.startswith("https:") for u in settings.urls) else None
+        self.nodes = UpstreamNodes(
+            settings.urls,
+            ssl_context=tls,
+            connections=settings.max_connections,
+            dead_backoff_s=settings.dead_node_backoff_s,
+            max_dead_backoff_s=settings.max_dead_node_backoff_s,
         )
 
     def url(self, raw_path: bytes, query: bytes = b"") -> httpcore.URL:
-        # built from parts so a path such as `//other-host/x` cannot change the host
-        target = self._prefix + raw_path + (b"?" + query if query else b"")
-        return httpcore.URL(scheme=self._scheme, host=self._host, port=self._port, target=target)
+        """The URL of a path on the first node (the others differ only in host and port)."""
+        return self.nodes.nodes[0].url(raw_path, query)
 
-    def request_headers(self, headers: Headers, content: RequestContent) -> Headers:
+    def request_headers(
+        self, headers: Headers, content: RequestContent, node: UpstreamNode | None = None
+    ) -> Headers:
         """The client's headers plus `Host` and the body framing httpcore leaves to the caller."""
         names = {name.lower() for name, _ in headers}
-        out = [(b"host", self._host_header), *headers]
+        out = [(b"host", (node or self.nodes.nodes[0]).host_header), *headers]
         if isinstance(content, bytes):
             if b"content-length" not in names:
                 out.append((b"content-length", str(len(content)).encode()))
@@ -144,32 +171,75 @@ class Upstream:
         stream: bool,
         timeout_s: float | None = None,
     ) -> UpstreamResponse:
-        """One upstream exchange; with ``stream`` the body is left unread (caller closes it)."""
+        """One exchange, resent to another node only when that is safe (see upstream_nodes).
+
+        With ``stream`` the body is left unread (the caller closes it), except for a retryable
+        read, which is read in full inside the retry loop so a node dying mid-answer is retried.
+        """
         read = self.settings.timeout_s if timeout_s is None else timeout_s
         connect = self.settings.connect_timeout_s
-        request = httpcore.Request(
-            method.encode(),
-            self.url(raw_path, query),
-            headers=self.request_headers(headers, content),
-            content=content,
-            extensions={"timeout": {"connect": connect, "read": read, "write": read, "pool": read}},
-        )
-        try:
-            response = UpstreamResponse(await self._pool.handle_async_request(request), self.base)
-        except httpcore.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"upstream {self.base} did not answer in time ({type(exc).__name__})"
-            ) from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise UpstreamError(
-                f"upstream {self.base} unreachable: {type(exc).__name__}: {exc}"
-            ) from exc
-        if not stream:
+        timeouts = {"connect": connect, "read": read, "write": read, "pool": read}
+        replayable = not isinstance(content, AsyncIterable)
+        retry_reads = replayable and is_read(method, raw_path)
+        attempts = 1 + self.settings.max_retries
+        for attempt in range(1, attempts + 1):
+            node = self.nodes.get()
+            last = attempt == attempts
+            request = httpcore.Request(
+                method.encode(),
+                node.url(raw_path, query),
+                headers=self.request_headers(headers, content, node),
+                content=content,
+                extensions={"timeout": timeouts},
+            )
             try:
-                await response.aread()
-            finally:
+                raw = await node.pool.handle_async_request(request)
+                response = UpstreamResponse(raw, node.base_url)
+                if retry_reads or not stream:
+                    await response.aread()
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                # no connection, so nothing was sent (not even a streamed body's first chunk):
+                # any request may go to another node
+                self.nodes.mark_dead(node)
+                if last:
+                    raise self._error(node, exc) from exc
+            except (httpcore.TimeoutException, UpstreamTimeout) as exc:
+                raise self._error(node, exc) from exc  # a slow engine: resending doubles its load
+            except (*_TRANSPORT_ERRORS, UpstreamError) as exc:
+                self.nodes.mark_dead(node)
+                if last or not retry_reads:
+                    raise self._error(node, exc) from exc
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    self.nodes.mark_live(node)
+                    return response
+                self.nodes.mark_dead(node)
+                if last or not retry_reads:
+                    return response
                 await response.aclose()
-        return response
+            logger.warning(
+                "upstream %s failed (attempt %d of %d), retrying on another node",
+                node.base_url,
+                attempt,
+                attempts,
+            )
+            await asyncio.sleep(
+                backoff_s(attempt, self.settings.retry_backoff_s, self.settings.max_retry_backoff_s)
+            )
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    @staticmethod
+    def _error(node: UpstreamNode, exc: Exception) -> UpstreamError:
+        if isinstance(exc, UpstreamError):
+            return exc
+        if isinstance(exc, httpcore.TimeoutException):
+            return UpstreamTimeout(
+                f"upstream {node.base_url} did not answer in time ({type(exc).__name__})"
+            )
+        return UpstreamError(f"upstream {node.base_url} unreachable: {describe(exc)}")
+
+    def node_states(self) -> list[dict[str, object]]:
+        return self.nodes.states()
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self.nodes.aclose()

@@ -1,0 +1,171 @@
+"""Several upstream nodes: which one gets a request, and which requests may go to another.
+
+Choosing a node, marking it dead after a failure (for ``dead_node_backoff_s * 2**(n-1)`` seconds,
+capped) and resurrecting it afterwards is elastic-transport's `NodePool`, the one elasticsearch-py
+uses, reused as it is. Each node keeps its own httpcore connection pool.
+
+What this module adds is the proxy's retry rule, stricter than a client library's because the
+proxy cannot know what a request means to its caller:
+
+- a *read* (GET/HEAD, or a POST to a search/count/mget endpoint) with a body held in memory is
+  retried on another node after a connection error or a 502/503, with jittered backoff;
+- any request is retried when the connection could not even be opened (nothing was sent);
+- nothing else is ever resent: a write whose connection broke after it was sent may have been
+  applied, and resending it could duplicate a document. The client gets a 502 and decides.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import httpcore
+from elastic_transport import NodeConfig, NodePool
+from elastic_transport._node import BaseNode
+
+# the engine answered but the node (not the request) is the problem: try another node
+RETRY_STATUSES = frozenset({502, 503})
+# POST endpoints that only read, so a retry cannot change anything (last path segments)
+READ_ENDPOINTS = frozenset(
+    {
+        ("_search",),
+        ("_msearch",),
+        ("_count",),
+        ("_mget",),
+        ("_field_caps",),
+        ("_terms_enum",),
+        ("_search", "template"),
+        ("_msearch", "template"),
+        ("_render", "template"),
+        ("_validate", "query"),
+    }
+)
+
+
+def is_read(method: str, raw_path: bytes) -> bool:
+    """GET/HEAD, or a POST to an endpoint that only reads (never scroll or point-in-time)."""
+    if method in ("GET", "HEAD"):
+        return b"/_search/scroll" not in raw_path
+    if method != "POST":
+        return False
+    parts = [p for p in raw_path.split(b"?", 1)[0].decode("latin-1").split("/") if p]
+    return any(tuple(parts[-len(end) :]) == end for end in READ_ENDPOINTS if len(parts) >= len(end))
+
+
+def backoff_s(attempt: int, base: float, cap: float) -> float:
+    """Equal-jitter exponential backoff before retry number ``attempt`` (1, 2, ...)."""
+    if base <= 0:
+        return 0.0
+    ceiling = min(cap, base * 2.0 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def redacted(url: str) -> str:
+    """scheme://host:port/prefix with any user:password@ removed (safe for logs and errors)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+class UpstreamNode(BaseNode):
+    """One engine node for the pool: its address and its own connection pool.
+
+    Built by `NodePool` from a `NodeConfig` alone, so the TLS context and the pool size travel in
+    the config (`ssl_context`, `connections_per_node`). The proxy sends raw requests through
+    ``pool`` itself; the client-library `perform_request` is deliberately not implemented.
+    """
+
+    def __init__(self, config: NodeConfig) -> None:
+        super().__init__(config)
+        self.pool = httpcore.AsyncConnectionPool(
+            ssl_context=config.ssl_context if config.scheme == "https" else None,
+            max_connections=config.connections_per_node,
+            max_keepalive_connections=config.connections_per_node,
+            keepalive_expiry=30.0,
+        )
+        default_port = 443 if config.scheme == "https" else 80
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        port = f":{config.port}" if config.port != default_port else ""
+        self.host_header = host.encode("idna") + port.encode()
+        self.prefix = config.path_prefix.rstrip("/").encode()
+
+    def url(self, raw_path: bytes, query: bytes = b"") -> httpcore.URL:
+        # built from parts so a path such as `//other-host/x` cannot change the host
+        target = self.prefix + raw_path + (b"?" + query if query else b"")
+        return httpcore.URL(
+            scheme=self.scheme.encode(),
+            host=self.host.encode("idna"),
+            port=self.port,
+            target=target,
+        )
+
+
+def node_config(url: str, *, ssl_context: object, connections: int) -> NodeConfig:
+    parts = urlsplit(url)
+    default_port = 443 if parts.scheme == "https" else 80
+    return NodeConfig(
+        scheme=parts.scheme,
+        host=parts.hostname or "",
+        port=parts.port or default_port,
+        path_prefix=parts.path.rstrip("/"),
+        connections_per_node=connections,
+        ssl_context=ssl_context,  # type: ignore[arg-type]
+    )
+
+
+class UpstreamNodes:
+    """The pool of engine nodes (elastic-transport's `NodePool`) and each node's state."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        ssl_context: object,
+        connections: int,
+        dead_backoff_s: float,
+        max_dead_backoff_s: float,
+    ) -> None:
+        configs = [node_config(u, ssl_context=ssl_context, connections=connections) for u in urls]
+        self.pool = NodePool(
+            configs,
+            UpstreamNode,
+            dead_node_backoff_factor=dead_backoff_s,
+            max_dead_node_backoff=max_dead_backoff_s,
+            node_selector_class="round_robin",
+            randomize_nodes=False,
+        )
+        self.nodes: list[UpstreamNode] = [n for n in self.pool.all() if isinstance(n, UpstreamNode)]
+        self._failures: dict[UpstreamNode, int] = {}
+
+    def get(self) -> UpstreamNode:
+        node = self.pool.get()
+        assert isinstance(node, UpstreamNode)
+        return node
+
+    def mark_dead(self, node: UpstreamNode) -> None:
+        self._failures[node] = self._failures.get(node, 0) + 1
+        if len(self.nodes) > 1:  # a lone node is always the one to try (as in elastic-transport)
+            self.pool.mark_dead(node)
+
+    def mark_live(self, node: UpstreamNode) -> None:
+        if self._failures.pop(node, None) is not None:
+            self.pool.mark_live(node)
+
+    def states(self) -> list[dict[str, object]]:
+        """Each node's URL and its failures in a row (0: healthy; else resurrected on backoff)."""
+        return [
+            {
+                "url": n.base_url,
+                "healthy": n not in self._failures,
+                "failures": self._failures.get(n, 0),
+            }
+            for n in self.nodes
+        ]
+
+    async def aclose(self) -> None:
+        for node in self.nodes:
+            await node.pool.aclose()

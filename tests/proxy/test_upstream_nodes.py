@@ -1,0 +1,261 @@
+"""Several upstream nodes: failover, what is retried and what never is, dead-node resurrection.
+
+The nodes here are small fakes because they must fail on demand (refuse connections, answer 503,
+die after reading a write); the same behaviour against a real 3-node cluster with a node killed
+under load is tests/integration/test_cluster_faults.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge.errors import ConfigError
+from bridge.proxy.settings import settings_from_mapping
+from bridge.proxy.upstream_nodes import is_read
+from tests.proxy.conftest import StartProxy
+from tests.support.proxy_server import ProxyServer
+
+ES_HEADERS = {"X-Elastic-Product": "Elasticsearch"}
+
+
+@dataclass
+class FakeNode:
+    """An engine node that answers 200, or 503 to its first `fail_first` requests.
+
+    The proxy's start-up probe (`GET /_cluster/health`) is answered but neither counted nor failed.
+    """
+
+    name: str
+    fail_first: int = 0
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        async def handle(request: Request) -> Response:
+            await request.body()
+            if request.url.path == "/_cluster/health":
+                return JSONResponse({"status": "green"}, headers=ES_HEADERS)
+            self.seen.append((request.method, request.url.path))
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                return JSONResponse({"error": "unavailable"}, status_code=503, headers=ES_HEADERS)
+            return JSONResponse({"node": self.name, "hits": {"hits": []}}, headers=ES_HEADERS)
+
+        methods = ["GET", "HEAD", "POST", "PUT", "DELETE"]
+        return Starlette(routes=[Route("/{path:path}", handle, methods=methods)])
+
+
+@pytest.fixture
+def fake_nodes() -> Iterator[list[tuple[FakeNode, str]]]:
+    nodes = [FakeNode("a"), FakeNode("b")]
+    servers = [ProxyServer(node.app()).start() for node in nodes]
+    yield [(node, server.url) for node, server in zip(nodes, servers, strict=True)]
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def dropping_node() -> Iterator[tuple[list[bytes], str]]:
+    """A node that reads a whole request and then closes the connection without answering."""
+    received: list[bytes] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                received.append(data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield received, f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+def test_a_dead_node_is_skipped_and_every_search_succeeds(
+    start_proxy: StartProxy, dead_upstream_url: str, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (node, url), _ = fake_nodes
+    proxy = start_proxy({"urls": [dead_upstream_url, url]})
+    statuses = [httpx.post(f"{proxy.url}/idx/_search", json={}).status_code for _ in range(6)]
+    assert (statuses, len(node.seen)) == ([200] * 6, 6)
+
+
+def test_health_names_the_dead_node(
+    start_proxy: StartProxy, dead_upstream_url: str, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (_node, url), _ = fake_nodes
+    proxy = start_proxy({"urls": [dead_upstream_url, url]})
+    for _ in range(3):
+        httpx.get(f"{proxy.url}/_cat/indices")
+    nodes = httpx.get(f"{proxy.url}/_bridge/health").json()["upstream"]["nodes"]
+    assert {n["url"]: n["healthy"] for n in nodes} == {dead_upstream_url: False, url: True}
+
+
+def test_a_search_answered_503_is_retried_on_another_node(
+    start_proxy: StartProxy, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (first, first_url), (_second, second_url) = fake_nodes
+    first.fail_first = 100
+    proxy = start_proxy({"urls": [first_url, second_url]})
+    answers = [httpx.post(f"{proxy.url}/idx/_search", json={}) for _ in range(3)]
+    assert ({(r.status_code, r.json()["node"]) for r in answers}, len(first.seen)) == (
+        {(200, "b")},
+        1,
+    )
+
+
+# In the write tests the other node refuses connections, so whichever node the pool picks
+# first, the write reaches the faulty node exactly once.
+
+
+def test_a_write_answered_503_is_not_resent(
+    start_proxy: StartProxy, dead_upstream_url: str, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (node, url), _ = fake_nodes
+    node.fail_first = 100
+    proxy = start_proxy({"urls": [url, dead_upstream_url]})
+    response = httpx.put(f"{proxy.url}/idx/_doc/1", json={"title": "x"})
+    assert (response.status_code, len(node.seen)) == (503, 1)
+
+
+def test_a_write_whose_node_died_after_reading_it_is_not_resent(
+    start_proxy: StartProxy, dead_upstream_url: str, dropping_node: tuple[list[bytes], str]
+) -> None:
+    received, dropping_url = dropping_node
+    proxy = start_proxy({"urls": [dropping_url, dead_upstream_url]})
+    response = httpx.post(f"{proxy.url}/idx/_doc", json={"title": "once"})
+    writes = [r for r in received if r.startswith(b"POST ")]
+    assert (response.status_code, len(writes)) == (502, 1)
+
+
+def test_a_read_whose_node_died_mid_request_is_resent(
+    start_proxy: StartProxy,
+    dropping_node: tuple[list[bytes], str],
+    fake_nodes: list[tuple[FakeNode, str]],
+) -> None:
+    received, dropping_url = dropping_node
+    (other, other_url), _ = fake_nodes
+    # no rest for a failed node: the start-up probe must not keep it out of this test
+    proxy = start_proxy({"urls": [dropping_url, other_url], "dead_node_backoff_s": 0})
+    statuses = [httpx.post(f"{proxy.url}/idx/_search", json={}).status_code for _ in range(3)]
+    reads = [r for r in received if r.startswith(b"POST ")]
+    assert (statuses, len(reads) >= 1, len(other.seen)) == ([200] * 3, True, 3)
+
+
+def test_a_write_to_a_node_refusing_connections_goes_to_another(
+    start_proxy: StartProxy, dead_upstream_url: str, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (node, url), _ = fake_nodes
+    proxy = start_proxy({"urls": [dead_upstream_url, url]})
+    response = httpx.put(f"{proxy.url}/idx/_doc/1", json={"title": "x"})
+    assert (response.status_code, node.seen) == (200, [("PUT", "/idx/_doc/1")])
+
+
+def test_a_dead_node_gets_requests_again_after_its_backoff(
+    start_proxy: StartProxy, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (first, first_url), (_second, second_url) = fake_nodes
+    first.fail_first = 1
+    proxy = start_proxy({"urls": [first_url, second_url], "dead_node_backoff_s": 0.3})
+    for _ in range(4):  # the first request fails on `a`, which rests for 0.3 s
+        httpx.get(f"{proxy.url}/_cat/indices")
+    resting = len(first.seen)
+    time.sleep(0.5)
+    for _ in range(4):
+        httpx.get(f"{proxy.url}/_cat/indices")
+    assert (resting, len(first.seen) > resting) == (1, True)
+
+
+def test_retries_stop_after_max_retries(
+    start_proxy: StartProxy, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (first, first_url), (second, second_url) = fake_nodes
+    first.fail_first = second.fail_first = 100
+    proxy = start_proxy({"urls": [first_url, second_url], "max_retries": 2})
+    response = httpx.get(f"{proxy.url}/_cat/indices")
+    assert (response.status_code, len(first.seen) + len(second.seen)) == (503, 3)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "read"),
+    [
+        ("GET", b"/idx/_doc/1", True),
+        ("HEAD", b"/idx", True),
+        ("POST", b"/idx/_search", True),
+        ("POST", b"/_msearch", True),
+        ("POST", b"/idx/_search/template", True),
+        ("POST", b"/idx/_count", True),
+        ("POST", b"/_mget", True),
+        ("POST", b"/idx/_doc", False),
+        ("POST", b"/_bulk", False),
+        ("PUT", b"/idx/_doc/1", False),
+        ("DELETE", b"/idx", False),
+        ("POST", b"/_search/scroll", False),
+        ("GET", b"/_search/scroll", False),
+        ("POST", b"/idx/_update/1", False),
+    ],
+)
+def test_which_requests_count_as_reads(method: str, path: bytes, read: bool) -> None:
+    assert is_read(method, path) is read
+
+
+def test_several_urls_make_one_node_list() -> None:
+    settings = settings_from_mapping({"upstream": {"urls": ["http://a:9200", "http://b:9200/"]}})
+    assert (settings.upstream.url, settings.upstream.urls) == (
+        "http://a:9200",
+        ("http://a:9200", "http://b:9200"),
+    )
+
+
+def test_repeated_upstream_option_overrides_the_file() -> None:
+    settings = settings_from_mapping(
+        {"upstream": {"url": "http://a:9200"}}, upstream=["http://b:9200", "http://c:9200"]
+    )
+    assert settings.upstream.urls == ("http://b:9200", "http://c:9200")
+
+
+@pytest.mark.parametrize(
+    ("upstream", "field_name"),
+    [
+        ({"urls": []}, "upstream.urls"),
+        ({"urls": "http://a:9200"}, "upstream.urls"),
+        ({"urls": ["http://a:9200", "ftp://b"]}, "upstream.urls[1]"),
+        ({"urls": ["http://a:9200", "http://a:9200"]}, "upstream.urls"),
+        ({"url": "http://a:9200", "urls": ["http://b:9200"]}, "upstream.url"),
+        ({"url": "https://elastic:secret@a:9200"}, "upstream.url"),
+        ({"url": "http://a:9200", "max_retries": -1}, "upstream.max_retries"),
+    ],
+)
+def test_bad_node_lists_are_refused_naming_the_field(
+    upstream: dict[str, object], field_name: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({"upstream": upstream})
+    assert (caught.value.field, "secret" in str(caught.value)) == (field_name, False)
