@@ -94,7 +94,13 @@ def parse_object(text: bytes, where: str) -> dict[str, Any]:
 
 
 def dump(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON; a lone surrogate (legal as a JSON escape, kept by both engines) stays
+    the escape it came as, so the engine and the client get what they sent or stored."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 @dataclass

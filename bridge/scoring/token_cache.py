@@ -21,6 +21,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from bridge.scoring.lru import ENTRY_OVERHEAD, BytesLRU, CacheStats
+from bridge.scoring.surrogates import encode_well_formed
 
 IdArray = npt.NDArray[np.int32]
 
@@ -108,7 +109,8 @@ class PassageTokenCache:
         fresh: dict[str, IdArray] = {}
         if missing:
             fast = getattr(self._tokenizer, "encode_batch_fast", None)
-            encodings = (fast or self._tokenizer.encode_batch)(missing, add_special_tokens=False)
+            encode = fast or self._tokenizer.encode_batch
+            encodings = encode_well_formed(encode, missing, add_special_tokens=False)
             fresh = {
                 text: np.asarray(e.ids, dtype=np.int32)
                 for text, e in zip(missing, encodings, strict=True)

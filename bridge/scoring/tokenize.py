@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 
 from bridge.errors import ModelError
 from bridge.scoring.lru import CacheStats
+from bridge.scoring.surrogates import encode_well_formed, well_formed
 from bridge.scoring.token_cache import (
     DEFAULT_TOKEN_CACHE_BYTES,
     PairTemplate,
@@ -76,9 +77,8 @@ def _flatten(encodings: Sequence[object], attr: str, total: int) -> IntArray:
 def _encode_batch(tokenizer: Tokenizer, inputs: list[Any]) -> list[Any]:
     """``encode_batch_fast`` (tokenizers >= 0.21) skips character offsets, which nothing here
     reads: 4.7 -> 3.1 ms for 20 product passages on 2 cores."""
-    fast = getattr(tokenizer, "encode_batch_fast", None)
-    encodings: list[Any] = (fast or tokenizer.encode_batch)(inputs)
-    return encodings
+    encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
+    return encode_well_formed(encode, inputs)
 
 
 def _pack(encodings: Sequence[object]) -> Tokens:
@@ -135,12 +135,14 @@ class PairTokenizer:
             )
 
     def _capped(self, query: str) -> str:
+        query = well_formed(query)
         encoding = self._measure.encode(query, add_special_tokens=False)
         if len(encoding.ids) <= self.query_max_tokens:
             return query
         return query[: encoding.offsets[self.query_max_tokens - 1][1]]
 
     def _query_ids(self, query: str) -> npt.NDArray[np.int32]:
+        query = well_formed(query)
         encoding = self._measure.encode(query, add_special_tokens=False)
         if len(encoding.ids) > self.query_max_tokens:  # re-encode the cut text, as the pair path
             cut = query[: encoding.offsets[self.query_max_tokens - 1][1]]

@@ -59,3 +59,18 @@ def test_max_length_is_capped_by_the_model_limit(tokenizer_path: Path) -> None:
 def test_texts_are_truncated_to_max_length(bi_encoder_dir: Path) -> None:
     tokenizer = TextTokenizer(bi_encoder_dir / "tokenizer.json", max_length=32)
     assert tokenizer.encode_texts([LONG_PASSAGE, "drill"]).lengths[0] == 32
+
+
+def test_a_lone_surrogate_is_tokenized_as_the_replacement_character(tokenizer_path: Path) -> None:
+    tokenizer = PairTokenizer(tokenizer_path, max_length=64)
+    hostile = tokenizer.encode_pairs([("drill \ud800", "bit \udfff set")])
+    clean = tokenizer.encode_pairs([("drill \ufffd", "bit \ufffd set")])
+    assert hostile.ids.tolist() == clean.ids.tolist()
+
+
+def test_a_lone_surrogate_in_a_text_is_tokenized_as_the_replacement_character(
+    bi_encoder_dir: Path,
+) -> None:
+    tokenizer = TextTokenizer(bi_encoder_dir / "tokenizer.json", max_length=64)
+    hostile = tokenizer.encode_texts(["garden \ud800 hose"])
+    assert hostile.ids.tolist() == tokenizer.encode_texts(["garden \ufffd hose"]).ids.tolist()
