@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from bridge.proxy.app import create_app
 from bridge.proxy.settings import settings_from_mapping
+from tests.support.proxy_server import ProxyServer
 
 pytestmark = pytest.mark.integration
 
