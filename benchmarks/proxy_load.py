@@ -150,15 +150,20 @@ def free_port() -> int:
 class ProxyProcess:
     """`rerank-bridge serve` in a subprocess with its own settings file."""
 
-    def __init__(self, upstream: str, model: str, *, batching: bool) -> None:
+    def __init__(
+        self, upstream: str, model: str, *, batching: bool, cache_size: int | None = 0
+    ) -> None:
+        """``cache_size`` 0 (default): every pair scored, as the cache would flatter both sides of
+        a comparison; None: the proxy's own default."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        settings = {
+        settings: dict[str, dict[str, Any]] = {
             "upstream": {"url": upstream},
             "batching": {"enabled": batching},
-            "scorer": {"cache_size": 0},  # every pair scored: the cache would flatter both sides
             "rerank": {"model": model, "fields": ["title"], "window_size": 20, "timeout_ms": 30000},
         }
+        if cache_size is not None:
+            settings["scorer"] = {"cache_size": cache_size}
         with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
             config.write(_toml(settings))
         self._config_path = config.name
