@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from bridge.proxy.server import ProxyServer
 from hypothesis import HealthCheck, event, find, given, settings
 from hypothesis import strategies as st
 
