@@ -151,10 +151,18 @@ class ProxyProcess:
     """`rerank-bridge serve` in a subprocess with its own settings file."""
 
     def __init__(
-        self, upstream: str, model: str, *, batching: bool, cache_size: int | None = 0
+        self,
+        upstream: str,
+        model: str,
+        *,
+        batching: bool,
+        cache_size: int | None = 0,
+        scorer: dict[str, Any] | None = None,
+        workers: int = 1,
     ) -> None:
-        """``cache_size`` 0 (default): every pair scored, as the cache would flatter both sides of
-        a comparison; None: the proxy's own default."""
+        """``cache_size`` 0 (default): every pair tokenized and scored, as a cache would flatter
+        both sides of a comparison; None: the proxy's own default; ``scorer``: that whole
+        section instead."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings: dict[str, dict[str, Any]] = {
@@ -162,8 +170,10 @@ class ProxyProcess:
             "batching": {"enabled": batching},
             "rerank": {"model": model, "fields": ["title"], "window_size": 20, "timeout_ms": 30000},
         }
-        if cache_size is not None:
-            settings["scorer"] = {"cache_size": cache_size}
+        if scorer is not None:
+            settings["scorer"] = scorer
+        elif cache_size is not None:
+            settings["scorer"] = {"cache_size": cache_size, "token_cache_bytes": 0}
         with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
             config.write(_toml(settings))
         self._config_path = config.name
@@ -181,6 +191,8 @@ class ProxyProcess:
                 self._config_path,
                 "--port",
                 str(self.port),
+                "--workers",
+                str(workers),
             ],
             cwd=REPO,
             env=env,

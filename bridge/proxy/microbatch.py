@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 Pair = tuple[str, str]
 ScorePairs = Callable[[Sequence[Pair]], list[float]]
+LookupScores = Callable[[Sequence[Pair]], list["float | None"]]
 
 
 def estimate_tokens(pair: Pair, max_length: int) -> int:
@@ -55,9 +56,13 @@ class MicroBatcher:
         max_tokens: int = 65536,
         max_runs: int = 2,
         metrics: ProxyMetrics | None = None,
-        cache_stats: Callable[[], tuple[int, int]] | None = None,
+        lookup: LookupScores | None = None,
     ) -> None:
+        """``lookup`` answers cached pairs on the event loop before anything is queued, so a
+        search whose pairs are all cached never waits behind model runs; ``score_pairs`` then
+        scores (and caches) only the rest."""
         self._score_pairs = score_pairs
+        self._lookup = lookup
         self.name = name
         self.max_length = max_length
         self.enabled = enabled
@@ -65,7 +70,6 @@ class MicroBatcher:
         self.max_pairs = max_pairs
         self.max_tokens = max_tokens
         self._metrics = metrics
-        self._cache_stats = cache_stats
         # `max_runs` batches in flight at once, so that one batch's tokenization overlaps
         # another's ONNX run on the other core; a few threads when not batching, so that the
         # unbatched peer overlaps runs the way a naive server would
@@ -82,6 +86,20 @@ class MicroBatcher:
         """Scores in input order; raises whatever the model raised for these pairs."""
         if not pairs:
             return []
+        if self._lookup is None:
+            return await self._score_all(pairs)
+        found = self._lookup(pairs)
+        missing = [i for i, value in enumerate(found) if value is None]
+        if self._metrics is not None:
+            self._metrics.cache_hits.labels(self.name).inc(len(pairs) - len(missing))
+            self._metrics.cache_misses.labels(self.name).inc(len(missing))
+        if missing:
+            fresh = await self._score_all([pairs[i] for i in missing])
+            for i, value in zip(missing, fresh, strict=True):
+                found[i] = value
+        return [float(v) for v in found if v is not None]
+
+    async def _score_all(self, pairs: Sequence[Pair]) -> list[float]:
         if not self.enabled:
             return await self._run([pairs], requests=1)
         loop = asyncio.get_running_loop()
@@ -158,7 +176,6 @@ class MicroBatcher:
 
     async def _run(self, groups: list[Sequence[Pair]], *, requests: int) -> list[float]:
         flat = [pair for group in groups for pair in group]
-        before = self._cache_stats() if self._cache_stats else None
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         scores = await loop.run_in_executor(self._executor, self._score_pairs, flat)
@@ -166,10 +183,6 @@ class MicroBatcher:
             self._metrics.model_seconds.labels(self.name).observe(time.perf_counter() - started)
             self._metrics.batch_pairs.labels(self.name).observe(len(flat))
             self._metrics.batch_requests.labels(self.name).observe(requests)
-            if before is not None and self._cache_stats is not None:
-                hits, misses = self._cache_stats()
-                self._metrics.cache_hits.labels(self.name).inc(max(0, hits - before[0]))
-                self._metrics.cache_misses.labels(self.name).inc(max(0, misses - before[1]))
         if len(scores) != len(flat):
             raise RuntimeError(f"model returned {len(scores)} scores for {len(flat)} pairs")
         return scores

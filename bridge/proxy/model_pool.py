@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridge.proxy.microbatch import MicroBatcher
@@ -72,9 +72,15 @@ class ModelPool:
                 raise
             self.errors.pop(model, None)
             self._metrics.caches.watch(model, scorer)
-            cache = getattr(scorer, "cache", None)
+            # cached pairs are answered before the queue; only misses wait for a model run
+            lookup = getattr(scorer, "lookup_scores", None)
+            score_pairs: Callable[[Sequence[tuple[str, str]]], list[float]] = scorer.score_pairs
+            if getattr(scorer, "cache", None) is None or lookup is None:
+                lookup = None
+            else:
+                score_pairs = scorer.compute_scores
             batcher = MicroBatcher(
-                scorer.score_pairs,
+                score_pairs,
                 name=model,
                 max_length=int(getattr(scorer, "max_length", 512)),
                 enabled=self._batching.enabled,
@@ -83,7 +89,7 @@ class ModelPool:
                 max_tokens=self._batching.max_batch_tokens,
                 max_runs=self._batching.max_concurrent_runs,
                 metrics=self._metrics,
-                cache_stats=(lambda: (cache.hits, cache.misses)) if cache is not None else None,
+                lookup=lookup,
             )
             self._batchers[key] = batcher
             return batcher

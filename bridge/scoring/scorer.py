@@ -18,7 +18,7 @@ from bridge.config import DEFAULT_MAX_LENGTH
 from bridge.errors import InputError, ModelError
 from bridge.scoring.embedding_cache import DEFAULT_EMBEDDING_CACHE_BYTES, EmbeddingCache
 from bridge.scoring.lru import CacheStats
-from bridge.scoring.score_cache import DEFAULT_SCORE_CACHE_BYTES, CacheKey, ScoreCache
+from bridge.scoring.score_cache import DEFAULT_SCORE_CACHE_BYTES, ScoreCache
 from bridge.scoring.session import create_session, default_threads
 from bridge.scoring.token_batches import Batch, make_batches
 from bridge.scoring.token_cache import DEFAULT_TOKEN_CACHE_BYTES
@@ -226,20 +226,31 @@ class _CachedScoring:
         raise NotImplementedError
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        _check_pairs(pairs)
-        if not pairs:
-            return []
-        if self.cache is None:
-            return self._compute(pairs)
-        keys: list[CacheKey] = [(self.identity, q, p) for q, p in pairs]
-        found = self.cache.get_many(keys)
+        found = self.lookup_scores(pairs)
         missing = [i for i, value in enumerate(found) if value is None]
         if missing:
-            fresh = self._compute([pairs[i] for i in missing])
-            self.cache.put_many([keys[i] for i in missing], fresh)
+            fresh = self.compute_scores([pairs[i] for i in missing])
             for i, value in zip(missing, fresh, strict=True):
                 found[i] = value
         return [float(v) for v in found if v is not None]
+
+    def lookup_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float | None]:
+        """Cached scores of ``pairs`` (None where not cached, or everywhere without a cache);
+        cheap enough for an event loop: the proxy answers cached pairs before queueing."""
+        _check_pairs(pairs)
+        if self.cache is None:
+            return [None] * len(pairs)
+        return self.cache.get_many([(self.identity, q, p) for q, p in pairs])
+
+    def compute_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Scores of ``pairs`` from the model (no cache look-up), stored in the cache."""
+        _check_pairs(pairs)
+        if not pairs:
+            return []
+        fresh = self._compute(pairs)
+        if self.cache is not None:
+            self.cache.put_many([(self.identity, q, p) for q, p in pairs], fresh)
+        return fresh
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         _check_text(query, 0, "query")

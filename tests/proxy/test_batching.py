@@ -135,3 +135,24 @@ async def test_one_run_slot_runs_batches_one_after_another() -> None:
     elapsed = time.perf_counter() - started
     await batcher.aclose()
     assert elapsed >= 0.6
+
+
+def test_cached_pairs_are_answered_without_waiting_for_a_model_run() -> None:
+    cache = {("q", "a"): 0.9}
+    scored: list[list[tuple[str, str]]] = []
+
+    def compute(pairs: Sequence[tuple[str, str]]) -> list[float]:
+        scored.append(list(pairs))
+        return [0.1] * len(pairs)
+
+    def lookup(pairs: Sequence[tuple[str, str]]) -> list[float | None]:
+        return [cache.get(pair) for pair in pairs]
+
+    async def run() -> tuple[list[float], list[float]]:
+        batcher = MicroBatcher(compute, name="m", max_wait_s=0.01, lookup=lookup)
+        try:
+            return await batcher.score([("q", "a")]), await batcher.score([("q", "a"), ("q", "b")])
+        finally:
+            await batcher.aclose()
+
+    assert (asyncio.run(run()), scored) == (([0.9], [0.9, 0.1]), [[("q", "b")]])

@@ -325,7 +325,8 @@ def test_msearch_reranked_answers_keep_the_engine_keys(
 
 
 def test_metrics_count_reranks_and_batches(proxy: ProxyServer, es_index: str) -> None:
-    search(proxy, es_index, {"query": QUERY, "rerank": {}})
+    # a query text of its own: pairs the process-wide score cache has not seen need a model run
+    search(proxy, es_index, {"query": QUERY, "rerank": {"query": f"drill {uuid.uuid4().hex}"}})
     text = httpx.get(f"{proxy.url}/_bridge/metrics").text
     assert ('status="reranked"' in text, "rerank_bridge_batch_pairs_count" in text) == (True, True)
 

@@ -1,0 +1,392 @@
+"""A shop's traffic through the proxy: a Zipf stream of Home Depot queries, caches off vs on.
+
+Real shops repeat head queries all day and the same products come back for many queries. This
+replays one seeded Zipf stream (exponent ``--exponent``, default 1.0, over the distinct Home Depot
+judgment queries in a seeded random order of popularity) against an index of the Home Depot product
+titles, through three `rerank-bridge serve` subprocesses that differ only in their caches:
+
+- ``off``:    no score cache, no token cache (every pair tokenized and scored);
+- ``tokens``: token cache only (every pair scored; passages tokenized once);
+- ``on``:     score cache and token cache (the defaults).
+
+Every figure is printed as a JSON line with its peer from the same run:
+
+1. ``zipf_scores_identical``: the same stream prefix, one client (each search its own model run,
+   so int8 batch mates cannot differ), through ``off`` and ``tokens``: every hit's score equal.
+2. ``zipf_throughput``: reranked searches/s, p50/p90/p99 at ``--clients`` for each proxy, in
+   alternating rounds (drifting machine load hits all), after a warm-up stream (a different seed
+   of the same distribution) so the caches are as warm as a running shop's; plain pass-through
+   (no ``rerank``) on the same stream in the same rounds; hit rates and memory (proxy RSS and
+   cache bytes) from the proxies' own /metrics and /proc.
+3. ``zipf_tokenize_ms_per_search``: tokenization time per reranked search, token cache warm
+   (``tokens``) vs none (``off``), from the proxies' tokenize-seconds counters.
+4. ``zipf_p50_vs_passthrough``: p50 of reranked searches through ``on`` minus the plain
+   pass-through p50, at 1 client (interleaved) and at ``--clients``.
+
+Needs a running Elasticsearch/OpenSearch (loopback) and ../shared (Home Depot data, the trained
+cross-encoder):
+
+    export RERANK_BRIDGE_TEST_ES_URL=http://127.0.0.1:9200
+    .venv/bin/python benchmarks/zipf_load.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from proxy_load import (  # a sibling script, not a package
+    HOMEDEPOT,
+    TRAINED,
+    ProxyProcess,
+    emit,
+    load_index,
+    percentile,
+)
+
+CACHES: dict[str, dict[str, Any]] = {
+    "off": {"cache_size": 0, "token_cache_bytes": 0},
+    "tokens": {"cache_size": 0},
+    "on": {},
+}
+
+
+def homedepot_queries(seed: int) -> list[str]:
+    """The distinct judgment queries, in a seeded random popularity order (rank 1 first)."""
+    seen: dict[str, None] = {}
+    with (HOMEDEPOT / "judgments.tsv").open(encoding="utf-8") as handle:
+        next(handle)
+        for line in handle:
+            seen.setdefault(line.split("\t", 1)[0].strip(), None)
+    ranked = list(seen)
+    random.Random(seed).shuffle(ranked)
+    return ranked
+
+
+def all_titles() -> list[str]:
+    with (HOMEDEPOT / "products.jsonl").open(encoding="utf-8") as handle:
+        return [str(json.loads(line).get("title") or "") for line in handle]
+
+
+def zipf_stream(ranked: list[str], exponent: float, length: int, seed: int) -> list[str]:
+    """``length`` queries drawn with P(rank k) proportional to 1 / k**exponent."""
+    weights = [1.0 / (k**exponent) for k in range(1, len(ranked) + 1)]
+    cumulative = list(itertools.accumulate(weights))
+    rng = random.Random(seed)
+    total = cumulative[-1]
+    return [ranked[bisect.bisect_left(cumulative, rng.random() * total)] for _ in range(length)]
+
+
+def body(query: str, rerank: bool) -> dict[str, Any]:
+    found: dict[str, Any] = {"query": {"match": {"title": query}}, "size": 10}
+    if rerank:
+        found["rerank"] = {}
+    return found
+
+
+class Latencies:
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self.errors = 0
+        self.seconds = 0.0
+        self.statuses: dict[str, int] = {}
+
+    def summary(self) -> dict[str, Any]:
+        ms = self.ms
+        return {
+            "requests": len(ms),
+            "errors": self.errors,
+            "rerank_status": self.statuses,
+            "searches_per_s": round(len(ms) / self.seconds, 2) if self.seconds else 0.0,
+            "p50_ms": round(percentile(ms, 0.5), 2) if ms else None,
+            "p90_ms": round(percentile(ms, 0.9), 2) if ms else None,
+            "p99_ms": round(percentile(ms, 0.99), 2) if ms else None,
+        }
+
+
+async def replay(
+    url: str,
+    index: str,
+    stream: list[str],
+    start: int,
+    clients: int,
+    seconds: float,
+    rerank: bool,
+    sink: Latencies,
+) -> int:
+    """``clients`` loops take the next query of ``stream`` (from ``start``) for ``seconds``;
+    returns where the stream stopped, so the next round goes on with fresh requests."""
+    position = start
+    stop_at = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def loop() -> None:
+            nonlocal position
+            while time.monotonic() < stop_at:
+                query = stream[position % len(stream)]
+                position += 1
+                started = time.perf_counter()
+                try:
+                    response = await client.post(f"{url}/{index}/_search", json=body(query, rerank))
+                except httpx.HTTPError:
+                    sink.errors += 1
+                    continue
+                if response.status_code != 200:
+                    sink.errors += 1
+                    continue
+                sink.ms.append((time.perf_counter() - started) * 1000)
+                status = response.headers.get("x-rerank-status", "none")
+                sink.statuses[status] = sink.statuses.get(status, 0) + 1
+
+        began = time.monotonic()
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        sink.seconds += time.monotonic() - began
+    return position
+
+
+def metrics(url: str) -> dict[str, float]:
+    """The proxy's cache counters and tokenize seconds, by metric name and cache label."""
+    found: dict[str, float] = {}
+    for line in httpx.get(f"{url}/_bridge/metrics", timeout=30).text.splitlines():
+        if line.startswith(("rerank_bridge_cache_", "rerank_bridge_tokenize_seconds_total")):
+            name, value = line.rsplit(" ", 1)
+            cache = name.split('cache="', 1)[1].split('"', 1)[0] if 'cache="' in name else ""
+            key = name.split("{", 1)[0] + (f":{cache}" if cache else "")
+            found[key] = found.get(key, 0.0) + float(value)
+    return found
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            key, value = line.split(":", 1)
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return fields
+
+
+def hit_rate(after: dict[str, float], before: dict[str, float], cache: str) -> float | None:
+    hits = after.get(f"rerank_bridge_cache_hits_total:{cache}", 0.0) - before.get(
+        f"rerank_bridge_cache_hits_total:{cache}", 0.0
+    )
+    misses = after.get(f"rerank_bridge_cache_misses_total:{cache}", 0.0) - before.get(
+        f"rerank_bridge_cache_misses_total:{cache}", 0.0
+    )
+    return round(hits / (hits + misses), 3) if hits + misses else None
+
+
+def scores_identical(
+    off: ProxyProcess, tokens: ProxyProcess, index: str, stream: list[str], n: int
+) -> None:
+    """One client, sequential: each search is its own model run on both proxies."""
+    compared = differing = 0
+    worst = 0.0
+    with httpx.Client(timeout=120) as client:
+        for query in stream[:n]:
+            answers = [
+                client.post(f"{p.url}/{index}/_search", json=body(query, True)).json()
+                for p in (off, tokens)
+            ]
+            hits = [[(h["_id"], h["_score"]) for h in a["hits"]["hits"]] for a in answers]
+            compared += len(hits[0])
+            if hits[0] != hits[1]:
+                differing += 1
+                left, right = dict(hits[0]), dict(hits[1])
+                worst = max(worst, *(abs(left[k] - right.get(k, 0.0)) for k in left), 0.0)
+    emit(
+        figure="zipf_scores_identical",
+        value=differing == 0,
+        searches=n,
+        hits_compared=compared,
+        searches_differing=differing,
+        max_score_diff=worst,
+    )
+
+
+def p50_vs_passthrough(on: ProxyProcess, index: str, stream: list[str], n: int) -> None:
+    """One client, reranked (``on``) and plain searches interleaved on the same queries."""
+    reranked: list[float] = []
+    plain: list[float] = []
+    with httpx.Client(timeout=120) as client:
+        for query in stream[:n]:
+            for rerank, sink in ((True, reranked), (False, plain)):
+                started = time.perf_counter()
+                answer = client.post(f"{on.url}/{index}/_search", json=body(query, rerank))
+                answer.raise_for_status()
+                sink.append((time.perf_counter() - started) * 1000)
+    emit(
+        figure="zipf_p50_vs_passthrough",
+        clients=1,
+        value=round(statistics.median(reranked) - statistics.median(plain), 3),
+        reranked_p50_ms=round(statistics.median(reranked), 3),
+        passthrough_p50_ms=round(statistics.median(plain), 3),
+        requests=n,
+        target="<= 2 ms",
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--upstream", default=os.environ.get("RERANK_BRIDGE_TEST_ES_URL"))
+    parser.add_argument("--model", default=str(TRAINED))
+    parser.add_argument("--exponent", type=float, default=1.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--round-seconds", type=float, default=20)
+    parser.add_argument("--warmup-requests", type=int, default=3000)
+    parser.add_argument("--identical-requests", type=int, default=100)
+    parser.add_argument("--p50-requests", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--docs", type=int, default=None, help="index only this many products")
+    args = parser.parse_args()
+    if not args.upstream:
+        parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
+    upstream = args.upstream.rstrip("/")
+    if not upstream.startswith(("http://127.", "http://localhost")):
+        parser.error("loopback upstreams only")
+
+    ranked = homedepot_queries(args.seed)
+    stream = zipf_stream(ranked, args.exponent, 200_000, args.seed)
+    warmup = zipf_stream(ranked, args.exponent, args.warmup_requests, args.seed + 1)
+    titles = all_titles()[: args.docs]
+    index = load_index(upstream, titles)
+    emit(
+        setup="zipf",
+        index=index,
+        docs=len(titles),
+        distinct_queries=len(ranked),
+        exponent=args.exponent,
+        head_query_share=round(stream.count(ranked[0]) / len(stream), 4),
+        model=args.model,
+        clients=args.clients,
+        started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    )
+    proxies: dict[str, ProxyProcess] = {}
+    try:
+        for name, scorer in CACHES.items():
+            proxies[name] = ProxyProcess(upstream, args.model, batching=True, scorer=scorer)
+        for proxy in proxies.values():
+            proxy.wait_ready()
+        scores_identical(proxies["off"], proxies["tokens"], index, stream, args.identical_requests)
+        # warm-up: a different stream of the same distribution, as a shop's earlier traffic
+        for name, proxy in proxies.items():
+            began = time.monotonic()
+            asyncio.run(_warm(proxy.url, index, warmup, args.clients, name))
+            emit(phase="warmup", proxy=name, seconds=round(time.monotonic() - began, 1))
+        throughput(proxies, index, stream, args)
+        p50_vs_passthrough(proxies["on"], index, stream[50_000:], args.p50_requests)
+    finally:
+        for proxy in proxies.values():
+            proxy.stop()
+        httpx.delete(f"{upstream}/{index}", timeout=60)
+    return 0
+
+
+async def _warm(url: str, index: str, warmup: list[str], clients: int, name: str) -> None:
+    """Every warm-up request once (the cache-off proxy needs only its model warm: 5 s)."""
+    queue = list(warmup) if name != "off" else list(warmup[: clients * 4])
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def loop() -> None:
+            while queue:
+                query = queue.pop()
+                await client.post(f"{url}/{index}/_search", json=body(query, True))
+
+        await asyncio.gather(*(loop() for _ in range(clients)))
+
+
+def throughput(
+    proxies: dict[str, ProxyProcess], index: str, stream: list[str], args: argparse.Namespace
+) -> None:
+    runs = {name: Latencies() for name in proxies}
+    plain = Latencies()
+    before = {name: metrics(p.url) for name, p in proxies.items()}
+    position = 1000  # after the prefix the identity check used
+    for _ in range(args.rounds):
+        for name, proxy in proxies.items():
+            position = asyncio.run(
+                replay(
+                    proxy.url,
+                    index,
+                    stream,
+                    position,
+                    args.clients,
+                    args.round_seconds,
+                    True,
+                    runs[name],
+                )
+            )
+        position = asyncio.run(
+            replay(
+                proxies["on"].url,
+                index,
+                stream,
+                position,
+                args.clients,
+                args.round_seconds,
+                False,
+                plain,
+            )
+        )
+    after = {name: metrics(p.url) for name, p in proxies.items()}
+    summaries: dict[str, Any] = {}
+    for name, proxy in proxies.items():
+        got = runs[name].summary()
+        tokenize_s = after[name].get("rerank_bridge_tokenize_seconds_total", 0.0) - before[
+            name
+        ].get("rerank_bridge_tokenize_seconds_total", 0.0)
+        got["tokenize_ms_per_search"] = (
+            round(tokenize_s * 1000 / len(runs[name].ms), 3) if runs[name].ms else None
+        )
+        got["hit_rate"] = {c: hit_rate(after[name], before[name], c) for c in ("score", "token")}
+        got["cache_bytes"] = {
+            c: after[name].get(f"rerank_bridge_cache_bytes:{c}") for c in ("score", "token")
+        }
+        got["memory_mb"] = rss_mb(proxy.pid)
+        summaries[name] = got
+    off, on, tokens = summaries["off"], summaries["on"], summaries["tokens"]
+    emit(
+        figure="zipf_throughput",
+        clients=args.clients,
+        value=round(on["searches_per_s"] / max(off["searches_per_s"], 1e-9), 2),
+        target=">= 3x searches/s with caches on vs off",
+        caches_on=on,
+        token_cache_only=tokens,
+        caches_off=off,
+        passthrough=plain.summary(),
+    )
+    emit(
+        figure="zipf_tokenize_ms_per_search",
+        value=round(off["tokenize_ms_per_search"] / max(tokens["tokenize_ms_per_search"], 1e-9), 2),
+        token_cache_warm_ms=tokens["tokenize_ms_per_search"],
+        no_token_cache_ms=off["tokenize_ms_per_search"],
+        target=">= 3x",
+    )
+    emit(
+        figure="zipf_p50_vs_passthrough",
+        clients=args.clients,
+        value=round(on["p50_ms"] - plain.summary()["p50_ms"], 3),
+        reranked_p50_ms=on["p50_ms"],
+        passthrough_p50_ms=plain.summary()["p50_ms"],
+        target="<= 2 ms",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
