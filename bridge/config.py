@@ -26,6 +26,8 @@ ON_FAILURE: tuple[str, ...] = ("original", "error")
 
 DEFAULT_MODEL = "ms-marco-TinyBERT-L-2-v2"
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# bearer token of the model routes (`serve`), also what `connect` hands the engine
+MODEL_API_TOKEN_ENV = "RERANK_BRIDGE_MODEL_API_TOKEN"
 # Tokens per sequence when neither the request nor the model's files say otherwise.
 DEFAULT_MAX_LENGTH = 512
 

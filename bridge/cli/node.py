@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.devtools.localnode import DEFAULT_VERSIONS, ENGINES, LocalNode, terminate_group
+from bridge.devtools.localnode.plugins import plugin_closure
 from bridge.devtools.localnode.process import get_json, group_alive
 from bridge.devtools.localnode.state import (
     NodeState,
@@ -42,12 +43,21 @@ def register(subparsers: Any) -> None:
                 + ", ".join(f"{engine} {version}" for engine, version in DEFAULT_VERSIONS.items())
                 + ")",
             )
-            action.add_argument("--heap-mb", type=int, default=512, help="JVM heap (default 512)")
+            action.add_argument(
+                "--heap-mb", type=int, help="JVM heap (default 512; 1024 with --plugins ml)"
+            )
             action.add_argument(
                 "--timeout", type=float, default=240.0, help="seconds to wait for health"
             )
             action.add_argument(
                 "--no-knn", action="store_true", help="OpenSearch: skip the k-NN plugin"
+            )
+            action.add_argument(
+                "--plugins",
+                default="",
+                help="OpenSearch plugins, comma-separated: ml, neural, knn, job-scheduler "
+                "(their dependencies are added; `ml,neural` needs --version 3.6.0, the "
+                "rerank processor and ML Commons remote models)",
             )
 
 
@@ -71,12 +81,14 @@ def _start(args: argparse.Namespace) -> int:
         return 0
     work = work_dir_for(args.engine)
     work.mkdir(parents=True, exist_ok=True)
+    plugins = tuple(name for name in args.plugins.split(",") if name.strip())
     node = LocalNode(
         args.engine,
         args.version,
         work_dir=work,
-        heap_mb=args.heap_mb,
+        heap_mb=args.heap_mb or (1024 if "ml" in plugin_closure(plugins) else 512),
         knn=False if args.no_knn else None,
+        plugins=plugins or None,
         startup_timeout=args.timeout,
     )
     try:

@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from bridge.config import MODEL_API_TOKEN_ENV
 from bridge.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -36,7 +37,6 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 API_KEY_ENV = "RERANK_BRIDGE_API_KEY"
-MODEL_API_TOKEN_ENV = "RERANK_BRIDGE_MODEL_API_TOKEN"
 CONFIG_ENV = "RERANK_BRIDGE_PROXY_CONFIG"
 UPSTREAM_ENV = "RERANK_BRIDGE_UPSTREAM"
 ENGINES = ("auto", "elasticsearch", "opensearch")

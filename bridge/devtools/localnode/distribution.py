@@ -13,12 +13,11 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bridge.devtools.localnode.engines import KNN_PLUGIN, engine_spec, knn_plugin_version
+from bridge.devtools.localnode.engines import engine_spec
 from bridge.devtools.localnode.maven import fetch_artifact
 from bridge.errors import NodeError
 
@@ -53,20 +52,27 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_distribution(engine: str, version: str, cache_dir: Path | None = None) -> Path:
-    """Return the home directory of an unpacked distribution, fetching and unpacking it once."""
+def ensure_distribution(
+    engine: str, version: str, cache_dir: Path | None = None, *, flavour: str | None = None
+) -> Path:
+    """Return the home directory of an unpacked distribution, fetching and unpacking it once.
+
+    ``flavour`` (e.g. ``ml-neural``): a separate copy for a plugin set, so plugins installed for
+    one kind of node never load in another.
+    """
     spec = engine_spec(engine)
     root = cache_dir or engines_cache_dir()
-    home = root / f"{engine}-{version}"
+    name = f"{engine}-{version}" + (f"-{flavour}" if flavour else "")
+    home = root / name
     if (home / _COMPLETE_MARKER).is_file():
         return home
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)
-    with file_lock(root / f".{engine}-{version}.lock"):
+    with file_lock(root / f".{name}.lock"):
         if (home / _COMPLETE_MARKER).is_file():
             return home
         archive = fetch_artifact(spec.coordinates(version), root / "downloads")
-        staging = root / f".{engine}-{version}.unpack-{os.getpid()}"
+        staging = root / f".{name}.unpack-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         try:
             safe_extract(archive, staging)
@@ -109,39 +115,3 @@ def safe_extract(archive: Path, dest: Path) -> None:
         raise NodeError(f"{archive} is not a valid zip ({exc}); removed it, retry") from None
     for directory, _subdirs, _files in os.walk(root):
         os.chmod(directory, 0o755)
-
-
-def ensure_knn_plugin(home: Path, version: str, java_home: Path) -> None:
-    """Install the OpenSearch k-NN plugin into a cached OpenSearch distribution (once)."""
-    plugin_dir = home / "plugins" / KNN_PLUGIN[1]
-    if plugin_dir.is_dir():
-        return
-    with file_lock(home.parent / f".{home.name}.plugins.lock"):
-        if plugin_dir.is_dir():
-            return
-        group, artifact = KNN_PLUGIN
-        coordinates = f"{group}:{artifact}:{knn_plugin_version(version)}:zip"
-        archive = fetch_artifact(coordinates, home.parent / "downloads")
-        env = dict(os.environ)
-        env["OPENSEARCH_JAVA_HOME"] = str(java_home)
-        env["JAVA_HOME"] = str(java_home)
-        env["OPENSEARCH_PATH_CONF"] = str(home / "config")
-        command = [
-            str(home / "bin" / "opensearch-plugin"),
-            "install",
-            "--batch",
-            archive.resolve().as_uri(),
-        ]
-        done = subprocess.run(
-            command, cwd=home, env=env, capture_output=True, text=True, timeout=300, check=False
-        )
-        if done.returncode != 0:
-            shutil.rmtree(plugin_dir, ignore_errors=True)
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
-            raise NodeError(f"installing {coordinates} failed ({done.returncode}):\n{tail}")
-        for directory, _subdirs, files in os.walk(plugin_dir):
-            os.chmod(directory, 0o755)
-            for name in files:
-                path = Path(directory) / name
-                os.chmod(path, stat.S_IMODE(path.stat().st_mode) | 0o444)
-        logger.info("installed %s into %s", coordinates, home)

@@ -23,9 +23,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from bridge.devtools.localnode.distribution import ensure_distribution, ensure_knn_plugin
+from bridge.devtools.localnode.distribution import ensure_distribution
 from bridge.devtools.localnode.engines import DEFAULT_VERSIONS, engine_spec
 from bridge.devtools.localnode.jdk import find_java_home
+from bridge.devtools.localnode.plugins import (
+    COMPONENTS,
+    ensure_knn_plugin,
+    ensure_plugins,
+    flavour,
+    node_settings,
+    plugin_closure,
+)
 from bridge.devtools.localnode.users import NodeUser, chown_tree, node_user
 from bridge.errors import NodeError
 
@@ -53,6 +61,7 @@ class LocalNode:
         heap_mb: int = 512,
         settings: Mapping[str, object] | None = None,
         knn: bool | None = None,
+        plugins: tuple[str, ...] | None = None,
         startup_timeout: float = 240.0,
     ) -> None:
         self.spec = engine_spec(engine)
@@ -63,6 +72,11 @@ class LocalNode:
         self.extra_settings = dict(settings or {})
         # None: try k-NN on OpenSearch and carry on without it if it does not install.
         self.knn_requested = knn
+        # OpenSearch plugin set (e.g. ("ml", "neural")), completed with what it needs; all required
+        self.plugins = plugin_closure(plugins or ()) if engine == "opensearch" else ()
+        if plugins and engine != "opensearch":
+            raise NodeError("plugins are for OpenSearch nodes only")
+        self.extra_settings = {**node_settings(self.plugins), **self.extra_settings}
         self.startup_timeout = startup_timeout
         self.url: str | None = None
         self.knn_available = False
@@ -76,6 +90,12 @@ class LocalNode:
 
     def prepare(self) -> Path:
         """Fetch and unpack the distribution (and the k-NN plugin); return its home directory."""
+        if self.plugins:
+            home = ensure_distribution(
+                self.engine, self.version, self.cache_dir, flavour=flavour(self.plugins)
+            )
+            ensure_plugins(home, self.version, self.java_home(), self.plugins)
+            return home
         home = ensure_distribution(self.engine, self.version, self.cache_dir)
         if self.engine == "opensearch" and self.knn_requested is not False:
             try:
@@ -133,6 +153,13 @@ class LocalNode:
             self.stop()
             raise
         self.knn_available = self.engine == "opensearch" and _has_plugin(self.url, "opensearch-knn")
+        missing = [p for p in self.plugins if not _has_plugin(self.url, COMPONENTS[p])]
+        if missing:
+            tail = self.log_tail()
+            self.stop()
+            raise NodeError(
+                f"plugins {missing} did not load on {self.engine} {self.version}\n{tail}"
+            )
         logger.info("%s %s is %s at %s", self.engine, self.version, health, self.url)
         return self.url
 

@@ -217,7 +217,7 @@ class ModelService:
             raise ModelApiError("unavailable", f"model {model!r}: {exc.reason}") from None
         except Exception as exc:
             raise ModelApiError("unavailable", f"model {model!r} failed: {exc}") from None
-        ranked = [RankedText(i, float(score)) for i, score in enumerate(scores)]
+        ranked = [RankedText(i, wire_float(score)) for i, score in enumerate(scores)]
         if any(not math.isfinite(item.score) for item in ranked):
             raise ModelApiError("unavailable", f"model {model!r} returned a non-finite score")
         ranked.sort(key=lambda item: -item.score)
@@ -237,8 +237,15 @@ class ModelService:
             vectors = await asyncio.to_thread(scorer.embed, list(texts))
         except BridgeError as exc:
             raise ModelApiError("unavailable", f"model {model!r}: {exc.reason}") from None
-        result: list[list[float]] = vectors.tolist()
-        return result
+        return [[wire_float(value) for value in row] for row in vectors.tolist()]
+
+
+def wire_float(value: float) -> float:
+    """``value`` at 9 significant digits: every float32 round-trips, and the JSON number stays
+    short. OpenSearch's connectors read answers with JsonPath over json-smart, which turns a
+    number of more than 18 characters (`0.023071830044048162`) into a BigDecimal, and ML Commons
+    then fails with a class-cast error (BigDecimal cannot be cast to Double)."""
+    return float(f"{value:.9g}")
 
 
 def logit(probability: float) -> float:
