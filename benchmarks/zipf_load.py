@@ -298,8 +298,10 @@ def main() -> int:
 
 
 async def _warm(url: str, index: str, warmup: list[str], clients: int, name: str) -> None:
-    """Every warm-up request once (the cache-off proxy needs only its model warm: 5 s)."""
-    queue = list(warmup) if name != "off" else list(warmup[: clients * 4])
+    """Warm-up requests, once each: all of them for the score cache, enough for the token cache
+    to hold the head queries' products, a few for the cache-off proxy (model loaded)."""
+    share = {"on": len(warmup), "tokens": len(warmup) // 5, "off": clients * 2}[name]
+    queue = list(warmup[:share])
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
 
