@@ -9,9 +9,11 @@ bridge.proxy.model_api's; without an upstream they are all the server has.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,7 +29,12 @@ from bridge.proxy.auth import ApiKeyMiddleware
 from bridge.proxy.error_responses import payload_too_large, response_for
 from bridge.proxy.model_pool import Loader, ModelPool
 from bridge.proxy.prometheus import ProxyMetrics
-from bridge.proxy.settings import ProxySettings, load_settings_from_env
+from bridge.proxy.settings import (
+    CONFIG_ENV,
+    UPSTREAM_ENV,
+    ProxySettings,
+    load_settings_from_env,
+)
 from bridge.proxy.upstream import RequestContent, Upstream, UpstreamResponse, end_to_end
 from bridge.proxy.upstream_nodes import is_read
 
@@ -73,8 +80,19 @@ class RelayResponse(Response):
 class Proxy:
     """Shared state of one app: settings, upstream pool, models, metrics."""
 
-    def __init__(self, settings: ProxySettings, *, loader: Loader | None = None) -> None:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        loader: Loader | None = None,
+        config_path: str | None = None,
+        upstream_override: str | Sequence[str] | None = None,
+    ) -> None:
         self.settings = settings
+        self.allowed_models = settings.allowed_models()
+        # where the settings came from, for reloads (SIGHUP or a changed file)
+        self.config_path = config_path
+        self.upstream_override = upstream_override
         self.metrics = ProxyMetrics()
         up = settings.upstream
         self._upstream = Upstream(up) if up is not None else None
@@ -87,6 +105,26 @@ class Proxy:
         if self._upstream is None:  # routes that need one are not registered without one
             raise UpstreamError("no upstream engine is configured (model routes only)")
         return self._upstream
+
+    def apply_settings(self, new: ProxySettings) -> list[str]:
+        """Put reloaded settings in force: `rerank` and `indices` (policies, A/B) apply to the
+        next request; the sections returned changed but apply only after a restart."""
+        current = self.settings
+        later = [
+            name
+            for name in ("upstream", "limits", "auth", "batching", "scorer", "model_api")
+            if getattr(new, name) != getattr(current, name)
+        ]
+        live = dataclasses.replace(
+            current,
+            rerank=new.rerank,
+            indices=new.indices,
+            policies=new.policies,
+            reload=new.reload,
+        )
+        self.allowed_models = live.allowed_models()
+        self.settings = live
+        return later
 
     def note_engine(self, headers: list[tuple[bytes, bytes]]) -> None:
         """Learn the engine kind from an answer: only Elasticsearch sends X-Elastic-Product."""
@@ -223,8 +261,11 @@ class Proxy:
                 if probe.status_code == 200:
                     self.note_engine(probe.headers)
         await self.models.preload(self.settings.models())
+        from bridge.proxy.reload import SettingsReloader
+
         try:
-            yield
+            async with SettingsReloader(self).running():
+                yield
         finally:
             await self.models.aclose()
             if self._upstream is not None:
@@ -261,12 +302,20 @@ def create_app(
     settings: ProxySettings,
     *,
     loader: Loader | None = None,
+    config_path: str | None = None,
+    upstream_override: str | Sequence[str] | None = None,
 ) -> Starlette:
-    """The ASGI app. ``loader`` (model name, max length -> scorer) injects model faults in tests."""
+    """The ASGI app. ``loader`` (model name, max length -> scorer) injects model faults in tests.
+
+    ``config_path``: the settings file, re-read on SIGHUP or when it changes
+    (bridge.proxy.reload); ``upstream_override`` is re-applied to it (``--upstream``).
+    """
     from bridge.proxy.model_api import MODEL_API_PATHS, model_api_routes
     from bridge.proxy.search_routes import SearchRoutes
 
-    proxy = Proxy(settings, loader=loader)
+    proxy = Proxy(
+        settings, loader=loader, config_path=config_path, upstream_override=upstream_override
+    )
     routes = [
         Route("/_bridge/health", proxy.health, methods=["GET"]),
         Route("/_bridge/metrics", proxy.metrics_endpoint, methods=["GET"]),
@@ -300,7 +349,9 @@ def create_app(
 
 def create_app_from_env() -> Starlette:
     """uvicorn factory for worker processes (`rerank-bridge serve --workers N`)."""
-    return create_app(load_settings_from_env())
+    path = os.environ.get(CONFIG_ENV) or None
+    urls = [u for u in os.environ.get(UPSTREAM_ENV, "").split(",") if u] or None
+    return create_app(load_settings_from_env(), config_path=path, upstream_override=urls)
 
 
 __all__ = ["BodyTooLargeError", "Proxy", "create_app", "create_app_from_env"]

@@ -96,6 +96,26 @@ class ProxyMetrics:
             registry=self.registry,
         )
 
+        self.ab_searches = Counter(
+            "rerank_bridge_ab_searches",
+            "Searches under an A/B split, by index pattern, bucket and X-Rerank-Status",
+            ["pattern", "bucket", "status"],
+            registry=self.registry,
+        )
+        self.ab_request_seconds = Histogram(
+            "rerank_bridge_ab_request_seconds",
+            "Wall time of requests under an A/B split, by index pattern and bucket",
+            ["pattern", "bucket"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.settings_reloads = Counter(
+            "rerank_bridge_settings_reloads",
+            "Settings reloads (SIGHUP or a changed file) by result: applied or rejected",
+            ["result"],
+            registry=self.registry,
+        )
+
         self.caches = ScorerCaches()
         self.registry.register(self.caches)
 

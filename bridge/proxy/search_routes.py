@@ -2,8 +2,11 @@
 
 A search is reranked when its body has a `rerank` section or the URL has `?rerank=true`; both are
 stripped before the engine sees the request. A search with neither goes through byte for byte, as
-on every other path. The pipeline does the work (plan, texts, scoring runner, fuse, answer); this
-module only reads and writes HTTP and feeds the micro-batcher to the runner as its scorer.
+on every other path, unless its index's policy says otherwise (bridge.proxy.policy: `always`,
+`never`, A/B buckets; `always` reranks only searches the bridge can rerank honestly, the others
+go through byte for byte). The pipeline does the work (plan, texts, scoring runner, fuse,
+answer); this module only reads and writes HTTP and feeds the micro-batcher to the runner as its
+scorer.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bridge.pipeline import (
     with_query_vectors,
 )
 from bridge.proxy.app import BodyTooLargeError, Proxy
+from bridge.proxy.policy import Bucket, Intent, Resolution, decide
 from bridge.proxy.upstream import UpstreamResponse, end_to_end
 
 RERANK_PARAM = "rerank"
@@ -114,7 +118,10 @@ class SubSearch:
 class SearchRoutes:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
-        self.allowed_models = proxy.settings.allowed_models()
+
+    @property
+    def allowed_models(self) -> frozenset[str]:
+        return self.proxy.allowed_models  # follows settings reloads
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -188,8 +195,23 @@ class SearchRoutes:
 
     async def search(self, request: Request) -> Response:
         started = time.perf_counter()
+        index = request.path_params.get("index")
+        resolution = self.proxy.settings.policies.resolve(index)
+        bucket = self.bucket(request, resolution, {})
+        response = await self.search_one(request, index, resolution, bucket, started)
+        return self.tag(response, [(resolution, bucket)], started)
+
+    async def search_one(
+        self,
+        request: Request,
+        index: str | None,
+        resolution: Resolution,
+        bucket: Bucket | None,
+        started: float,
+    ) -> Response:
         raw, body, query, flag = await self.read(request)
-        if flag is None and b'"rerank"' not in body:
+        implicit = resolution.mode == "always" and bucket != "control"
+        if flag is None and b'"rerank"' not in body and not implicit:
             return await self.forward_raw(request, raw)
         try:
             payload = parse_object(body, "body")
@@ -198,40 +220,106 @@ class SearchRoutes:
                 return await self.forward_raw(request, raw)
             raise
         section = payload.pop(RERANK_PARAM, None)
-        if flag is None and section is None:
+        intent = _intent(flag, section)
+        action = decide(resolution.mode, bucket, intent)
+        if action == "untouched":
             return await self.forward_raw(request, raw)
-        if flag in _FALSE or section is False:
+        if action == "strip":
             content = dump(payload) if payload else b""
             return await self.forward_json(request, query, content, [], started)
-        index = request.path_params.get("index")
         params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-        plan = plan_search(
-            payload, self.config_for(section, index), params, engine=self.proxy.engine
-        )
+        if intent == "silent":  # `always`: only what can be reranked honestly
+            implicit_plan = self.implicit_plan(payload, index, params)
+            if implicit_plan is None:
+                return await self.forward_raw(request, raw)
+            plan = implicit_plan
+        else:
+            plan = plan_search(
+                payload, self.config_for(section, index), params, engine=self.proxy.engine
+            )
         plan = await self.embed_knn(plan, section)
         sub = SubSearch(plan)
         engine_query = urlencode(plan.params).encode("latin-1")
         return await self.forward_json(request, engine_query, dump(plan.body), [sub], started)
 
+    def implicit_plan(
+        self, payload: dict[str, Any], index: str | None, params: Mapping[str, Any]
+    ) -> Plan | None:
+        """The plan of a search nobody asked to rerank, or None when it cannot be reranked
+        honestly (sort, scroll, search_after, PIT, size 0, no query text)."""
+        try:
+            plan = plan_search(
+                payload, self.config_for(None, index), params, engine=self.proxy.engine
+            )
+        except ConfigError:
+            return None
+        return plan if plan.status == "rerank" else None
+
+    def bucket(
+        self, request: Request, resolution: Resolution, drawn: dict[int, Bucket]
+    ) -> Bucket | None:
+        """The request's A/B bucket under ``resolution`` (one draw per split and request)."""
+        entry = resolution.entry
+        if entry is None or entry.ab is None:
+            return None
+        if id(entry.ab) not in drawn:
+            key = entry.ab.key_of(request.headers)
+            drawn[id(entry.ab)] = entry.ab.bucket(key)
+        return drawn[id(entry.ab)]
+
+    def tag(
+        self,
+        response: Response,
+        buckets: Sequence[tuple[Resolution, Bucket | None]],
+        started: float,
+    ) -> Response:
+        """`X-Rerank-Bucket` on the answer and the per-bucket metrics."""
+        seen = [(r, b) for r, b in buckets if b is not None and r.entry is not None]
+        if not seen:
+            return response
+        names = list(dict.fromkeys(b for _, b in seen))
+        response.raw_headers.append((b"x-rerank-bucket", ",".join(names).encode()))
+        status = next(
+            (v.decode() for n, v in response.raw_headers if n.lower() == b"x-rerank-status"),
+            "skipped",
+        )
+        metrics, took = self.proxy.metrics, time.perf_counter() - started
+        for resolution, bucket in seen:
+            metrics.ab_searches.labels(resolution.label, bucket, status).inc()
+        for pattern, bucket in dict.fromkeys((r.label, b) for r, b in seen):
+            metrics.ab_request_seconds.labels(pattern, bucket).observe(took)
+        return response
+
     async def msearch(self, request: Request) -> Response:
         started = time.perf_counter()
         raw, body, query, flag = await self.read(request)
-        if flag is None and b'"rerank"' not in body:
+        implicit = self.proxy.settings.policies.any_implicit
+        if flag is None and b'"rerank"' not in body and not implicit:
             return await self.forward_raw(request, raw)
+        buckets: list[tuple[Resolution, Bucket | None]] = []
         try:
-            return await self.msearch_parsed(request, body, query, flag, started)
+            response = await self.msearch_parsed(request, body, query, flag, started, buckets)
         except JsonBodyError:
             if flag is None:  # not ours to judge: the engine answers with its own error
                 return await self.forward_raw(request, raw)
             raise
+        return self.tag(response, buckets, started)
 
     async def msearch_parsed(
-        self, request: Request, body: bytes, query: bytes, flag: str | None, started: float
+        self,
+        request: Request,
+        body: bytes,
+        query: bytes,
+        flag: str | None,
+        started: float,
+        buckets: list[tuple[Resolution, Bucket | None]],
     ) -> Response:
         lines = [line for line in body.split(b"\n") if line.strip()]
         if len(lines) % 2:
             raise ConfigError("expected header and body lines in pairs", field="body")
         url_index = request.path_params.get("index")
+        policies = self.proxy.settings.policies
+        drawn: dict[int, Bucket] = {}
         out: list[bytes] = []
         subs: list[SubSearch | None] = []
         for i in range(0, len(lines), 2):
@@ -239,21 +327,31 @@ class SearchRoutes:
             header = parse_object(lines[i], f"{where}.header")
             payload = parse_object(lines[i + 1], f"{where}.body")
             section = payload.pop(RERANK_PARAM, None)
-            wanted = section not in (None, False) or (flag in _TRUE and section is not False)
-            if flag in _FALSE:
-                wanted = False
-            if not wanted:
-                out += [lines[i], lines[i + 1] if section is None else dump(payload)]
-                subs.append(None)
-                continue
             index = header.get("index", url_index)
             if isinstance(index, list):
                 index = ",".join(str(name) for name in index)
             index = index if isinstance(index, str) else url_index
+            resolution = policies.resolve(index)
+            bucket = self.bucket(request, resolution, drawn)
+            buckets.append((resolution, bucket))
+            intent = _intent(flag, section)
+            action = decide(resolution.mode, bucket, intent)
+            if action != "rerank":
+                kept = lines[i + 1] if action == "untouched" or section is None else dump(payload)
+                out += [lines[i], kept]
+                subs.append(None)
+                continue
             try:
-                plan = plan_search(
-                    payload, self.config_for(section, index), {}, engine=self.proxy.engine
-                )
+                if intent == "silent":
+                    implicit_plan = self.implicit_plan(payload, index, {})
+                    if implicit_plan is None:
+                        out += [lines[i], lines[i + 1]]
+                        subs.append(None)
+                        continue
+                    plan = implicit_plan
+                else:
+                    config = self.config_for(section, index)
+                    plan = plan_search(payload, config, {}, engine=self.proxy.engine)
             except ConfigError as exc:
                 raise type(exc)(exc.reason, field=where) from None
             plan = await self.embed_knn(plan, section)
@@ -407,6 +505,15 @@ def _json_or_none(response: UpstreamResponse) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _intent(flag: str | None, section: Any) -> Intent:
+    """Whether the client asked for a rerank (section or ?rerank=true), declined it, or neither."""
+    if flag in _FALSE or section is False:
+        return "declined"
+    if section is not None or flag in _TRUE:
+        return "asked"
+    return "silent"
 
 
 def _is_ok(response: Any) -> bool:

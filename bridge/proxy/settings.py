@@ -12,6 +12,8 @@ scorer: {cache_size: 10000, cache_bytes: 67108864, token_cache_bytes: 33554432,
 rerank: {model: ms-marco-TinyBERT-L-2-v2, window_size: 20}     # defaults of the `rerank` section
 indices:                                                         # per index (fnmatch patterns)
   "products*": {fields: [title, brand], model: ms-marco-MiniLM-L-12-v2}
+  "shop-*": {rerank: always, ab: {share: 0.2, key: "header:X-User-Id"}}  # bridge.proxy.policy
+reload: {watch_interval_s: 2}     # re-read this file when it changes (0: off); also on SIGHUP
 ```
 """
 
@@ -30,6 +32,7 @@ from urllib.parse import urlsplit
 
 from bridge.config import MODEL_API_TOKEN_ENV
 from bridge.errors import ConfigError
+from bridge.proxy.policy import PolicyTable, split_entry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -126,6 +129,12 @@ class ModelApiSettings:
         )
 
 
+@dataclass(frozen=True)
+class ReloadSettings:
+    # how often the settings file is checked for changes (seconds; 0 = never, SIGHUP still works)
+    watch_interval_s: float = 2.0
+
+
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
@@ -142,6 +151,9 @@ class ProxySettings:
     # raw `rerank` section defaults and per-index overrides; validated by bridge.config on use
     rerank: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
     indices: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _frozen({}))
+    # per-index `rerank: always|on_request|never` and `ab` (taken out of `indices`)
+    policies: PolicyTable = field(default_factory=PolicyTable)
+    reload: ReloadSettings = field(default_factory=ReloadSettings)
 
     def rerank_defaults_for(self, index: str | None) -> dict[str, Any]:
         """Server defaults merged with the first per-index entry matching every named index."""
@@ -256,7 +268,7 @@ def settings_from_mapping(
     raw: Mapping[str, Any], *, upstream: str | Sequence[str] | None = None
 ) -> ProxySettings:
     """Validate a parsed config file (``upstream``, one URL or several, overrides its nodes)."""
-    known = {f.name for f in dataclasses.fields(ProxySettings)}
+    known = {f.name for f in dataclasses.fields(ProxySettings)} - {"policies"}
     for key in raw:
         if key not in known:
             raise ConfigError(f"unknown section (known: {', '.join(sorted(known))})", field=key)
@@ -269,9 +281,12 @@ def settings_from_mapping(
     if not model_api_values.get("token") and os.environ.get(MODEL_API_TOKEN_ENV):
         model_api_values["token"] = os.environ[MODEL_API_TOKEN_ENV]
     indices = _section(raw, "indices")
-    for pattern, overrides in indices.items():
+    policies = []
+    for pattern, overrides in list(indices.items()):
         if not isinstance(overrides, Mapping):
             raise ConfigError("must be a mapping", field=f"indices.{pattern}")
+        policy, indices[pattern] = split_entry(str(pattern), overrides)
+        policies.append(policy)
     settings = ProxySettings(
         upstream=upstream_settings,
         limits=_build(LimitSettings, _section(raw, "limits"), "limits"),
@@ -281,6 +296,8 @@ def settings_from_mapping(
         model_api=_build(ModelApiSettings, model_api_values, "model_api"),
         rerank=_frozen(_section(raw, "rerank")),
         indices=_frozen({str(k): _frozen(v) for k, v in indices.items()}),
+        policies=PolicyTable(tuple(policies)),
+        reload=_build(ReloadSettings, _section(raw, "reload"), "reload"),
     )
     _check_rerank_defaults(settings)
     return settings
