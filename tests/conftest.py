@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.support.models",
     "tests.support.engines",
     "tests.support.opensearch_ml",
+    "tests.support.clusters",
 ]
 
 # The suite shares 2 cores with two JVM nodes: Hypothesis's wall-clock checks (per-example deadline,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import shutil
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,12 @@ def register(subparsers: Any) -> None:
                 "(their dependencies are added; `ml,neural` needs --version 3.6.0, the "
                 "rerank processor and ML Commons remote models)",
             )
+            action.add_argument(
+                "--security",
+                action="store_true",
+                help="Elasticsearch: security on (HTTP TLS with a generated CA, the `elastic` "
+                "password printed and kept in <work dir>/elastic-password; needs the `node` extra)",
+            )
 
 
 def _running(engine: str) -> NodeState | None:
@@ -85,6 +92,7 @@ def _start(args: argparse.Namespace) -> int:
     node = LocalNode(
         args.engine,
         args.version,
+        security=args.security,
         work_dir=work,
         heap_mb=args.heap_mb or (1024 if "ml" in plugin_closure(plugins) else 512),
         knn=False if args.no_knn else None,
@@ -104,6 +112,12 @@ def _start(args: argparse.Namespace) -> int:
     )
     node.detach()
     print(url)
+    if node.password is not None and node.ca_file is not None:
+        secret = work / "elastic-password"
+        secret.touch(mode=0o600)
+        secret.write_text(node.password + "\n")
+        print(f"ca_certs: {node.ca_file}")
+        print(f"user: elastic  password: {node.password}  (also in {secret})")
     return 0
 
 
@@ -124,8 +138,19 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{args.engine}: not running")
         return 1
     try:
-        health = get_json(f"{state.url}/_cluster/health", timeout=10).get("status", "unknown")
+        health = get_json(
+            f"{state.url}/_cluster/health", timeout=10, **_credentials(Path(state.work_dir))
+        ).get("status", "unknown")
     except NodeError as exc:
         health = f"not answering ({exc})"
     print(f"{args.engine} {state.version}: {state.url} pid {state.pid} status {health}")
     return 0
+
+
+def _credentials(work: Path) -> dict[str, Any]:
+    """CA file and `elastic` login of a node started with --security (nothing otherwise)."""
+    secret = work / "elastic-password"
+    if not secret.is_file():
+        return {}
+    token = base64.b64encode(f"elastic:{secret.read_text().strip()}".encode()).decode()
+    return {"ca_file": work / "config" / "certs" / "ca.crt", "authorization": f"Basic {token}"}

@@ -7,7 +7,14 @@ Not part of the product API: ``import bridge`` does not import this package. Tes
 from __future__ import annotations
 
 from bridge.devtools.indexing import bulk_index, create_index, read_homedepot_products
-from bridge.devtools.localnode import LocalNode
+from bridge.devtools.localnode import LocalCluster, LocalNode
 from bridge.devtools.sample import load_sample
 
-__all__ = ["LocalNode", "bulk_index", "create_index", "load_sample", "read_homedepot_products"]
+__all__ = [
+    "LocalCluster",
+    "LocalNode",
+    "bulk_index",
+    "create_index",
+    "load_sample",
+    "read_homedepot_products",
+]

@@ -31,9 +31,18 @@ EXTRAS = (
     "eval",
     "langchain",
     "llamaindex",
+    "node",
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+NODE_CERTS = """
+import tempfile
+from pathlib import Path
+from bridge.devtools.localnode.certs import write_node_certificates
+certs = write_node_certificates(Path(tempfile.mkdtemp()))
+assert certs.ca_cert.read_text().startswith("-----BEGIN CERTIFICATE-----")
+"""
 
 RERANK_NANO = """
 import sys
@@ -237,3 +246,6 @@ def test_wheel_installs_with_extra_and_runs(
         _run(venv, "python", "-c", LANGCHAIN, model)
     elif extra == "llamaindex":
         _run(venv, "python", "-c", LLAMAINDEX, model)
+    elif extra == "node":
+        _run(venv, "rerank-bridge", "node", "start", "--help")
+        _run(venv, "python", "-c", NODE_CERTS)

@@ -6,6 +6,7 @@ run as a non-root user on 127.0.0.1 with a free port, health-check, stop the who
 
 from __future__ import annotations
 
+from bridge.devtools.localnode.cluster import LocalCluster
 from bridge.devtools.localnode.distribution import engines_cache_dir, ensure_distribution
 from bridge.devtools.localnode.engines import DEFAULT_VERSIONS, ENGINES
 from bridge.devtools.localnode.process import LocalNode, terminate_group, wait_for_health
@@ -13,6 +14,7 @@ from bridge.devtools.localnode.process import LocalNode, terminate_group, wait_f
 __all__ = [
     "DEFAULT_VERSIONS",
     "ENGINES",
+    "LocalCluster",
     "LocalNode",
     "engines_cache_dir",
     "ensure_distribution",

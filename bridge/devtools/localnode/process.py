@@ -2,23 +2,31 @@
 
 Each node gets its own work directory (config copy, data, logs, tmp) owned by the node user; the
 cached distribution is only read. The node runs in its own process group so `stop()` can take the
-launcher JVM and the server JVM down together.
+launcher JVM and the server JVM down together (and `kill()` can SIGKILL it, keeping its data, to be
+started again as the same node).
+
+Elasticsearch with ``security=True``: HTTP TLS with certificates made for the node (certs.py), the
+`elastic` user's password set through the keystore's `bootstrap.password`, and the self-generated
+trial licence (the token service and API keys are not all in the basic one).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -63,6 +71,9 @@ class LocalNode:
         knn: bool | None = None,
         plugins: tuple[str, ...] | None = None,
         startup_timeout: float = 240.0,
+        security: bool = False,
+        file_users: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+        node_name: str | None = None,
     ) -> None:
         self.spec = engine_spec(engine)
         self.engine = engine
@@ -78,6 +89,19 @@ class LocalNode:
             raise NodeError("plugins are for OpenSearch nodes only")
         self.extra_settings = {**node_settings(self.plugins), **self.extra_settings}
         self.startup_timeout = startup_timeout
+        self.security = security
+        if security and engine != "elasticsearch":
+            raise NodeError(
+                "security=True is Elasticsearch only: OpenSearch's security plugin is not "
+                "published on Maven Central for OpenSearch 3.5/3.6, so it cannot be installed "
+                "into the integ-test zip"
+            )
+        self.node_name = node_name or f"rerank-bridge-{engine}-0"
+        # security=True: the `elastic` user's password and the CA that signed the node's cert
+        self.password: str | None = secrets.token_urlsafe(18) if security else None
+        # security=True: more users in the file realm, name -> (password, built-in roles)
+        self.file_users = dict(file_users or {})
+        self.ca_file: Path | None = None
         self.url: str | None = None
         self.knn_available = False
         self.pid: int | None = None
@@ -109,8 +133,32 @@ class LocalNode:
     def java_home(self) -> Path:
         return find_java_home(self.spec.min_java(self.version))
 
-    def start(self) -> str:
-        """Start the node and wait until it is yellow or green; return its URL."""
+    @property
+    def username(self) -> str | None:
+        return "elastic" if self.security else None
+
+    def auth_header(self) -> str | None:
+        """`Basic …` for the `elastic` user of a node with security on, else None."""
+        if self.password is None:
+            return None
+        token = base64.b64encode(f"elastic:{self.password}".encode()).decode()
+        return f"Basic {token}"
+
+    def get_json(self, path: str, timeout: float = 10.0) -> dict[str, Any]:
+        """GET a path of this node as JSON (over TLS and as `elastic` when security is on)."""
+        if self.url is None:
+            raise NodeError(f"{self.engine} node is not running")
+        return get_json(
+            f"{self.url}{path}", timeout, ca_file=self.ca_file, authorization=self.auth_header()
+        )
+
+    def start(self, *, wait: bool = True, keep_data: bool = False) -> str:
+        """Start the node and wait until it is yellow or green; return its URL.
+
+        ``wait=False`` returns once the HTTP port is known (a node of a forming cluster cannot
+        answer health before the others are up); ``keep_data`` starts again on the data of an
+        earlier run (a node killed with `kill()` rejoining its cluster).
+        """
         if self.status == "running":
             raise NodeError(f"{self.engine} node already running at {self.url}")
         home = self.prepare()
@@ -118,7 +166,7 @@ class LocalNode:
         user = node_user()
         if user is not None:
             check_reachable(home / "bin", user)
-        work = self._make_work_dir(home, user)
+        work = self._make_work_dir(home, user, java_home, keep_data=keep_data)
         env = self._environment(java_home, work)
         console = (work / "logs" / "console.log").open("ab")
         logger.info("starting %s %s in %s", self.engine, self.version, work)
@@ -141,8 +189,11 @@ class LocalNode:
         self.pid = self._process.pid
         try:
             port = self._wait_for_port(work / "logs" / "http.ports")
-            self.url = f"http://127.0.0.1:{port}"
-            health = wait_for_health(self.url, timeout=self._remaining(), process=self._process)
+            scheme = "https" if self.security else "http"
+            self.url = f"{scheme}://127.0.0.1:{port}"
+            if not wait:
+                return self.url
+            health = self.wait_ready()
         except NodeError as exc:
             tail = self.log_tail()
             self.stop()
@@ -152,7 +203,6 @@ class LocalNode:
         except BaseException:  # interrupted (Ctrl-C, a test timeout): leave no node behind
             self.stop()
             raise
-        self.knn_available = self.engine == "opensearch" and _has_plugin(self.url, "opensearch-knn")
         missing = [p for p in self.plugins if not _has_plugin(self.url, COMPONENTS[p])]
         if missing:
             tail = self.log_tail()
@@ -162,6 +212,39 @@ class LocalNode:
             )
         logger.info("%s %s is %s at %s", self.engine, self.version, health, self.url)
         return self.url
+
+    def wait_ready(self, *, nodes: int | None = None, status: str = "yellow") -> str:
+        """Block until the cluster is ``status`` (with ``nodes`` nodes); return its status."""
+        assert self.url is not None
+        health = wait_for_health(
+            self.url,
+            timeout=self._remaining(),
+            process=self._process,
+            ca_file=self.ca_file,
+            authorization=self.auth_header(),
+            nodes=nodes,
+            status=status,
+        )
+        self.knn_available = self.engine == "opensearch" and _has_plugin(self.url, "opensearch-knn")
+        return health
+
+    def kill(self) -> None:
+        """SIGKILL the node's process group at once (no shutdown), keeping its work dir and data."""
+        if self.pid is not None:
+            with_group = group_alive(self.pid)
+            if with_group:
+                os.killpg(self.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and group_alive(self.pid):
+                time.sleep(0.1)
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                logger.warning("node launcher %s did not exit after SIGKILL", self.pid)
+        self._process = None
+        self.pid = None
+        self.url = None
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the whole process group (SIGTERM, then SIGKILL) and remove an owned work dir."""
@@ -216,30 +299,90 @@ class LocalNode:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _make_work_dir(self, home: Path, user: NodeUser | None) -> Path:
+    def _make_work_dir(
+        self, home: Path, user: NodeUser | None, java_home: Path, *, keep_data: bool = False
+    ) -> Path:
         if self._work_dir is None:
             self._work_dir = Path(tempfile.mkdtemp(prefix=f"rerank-bridge-{self.engine}-"))
         work = self._work_dir
-        for name in ("config", "data", "logs", "tmp"):
+        fresh = ("config", "logs", "tmp") if keep_data else ("config", "data", "logs", "tmp")
+        for name in fresh:
             shutil.rmtree(work / name, ignore_errors=True)
         shutil.copytree(home / "config", work / "config")
         for name in ("data", "logs", "tmp"):
-            (work / name).mkdir()
+            (work / name).mkdir(exist_ok=True)
         settings: dict[str, object] = {
             "cluster.name": f"rerank-bridge-{self.engine}",
-            "node.name": f"rerank-bridge-{self.engine}-0",
+            "node.name": self.node_name,
             "path.data": str(work / "data"),
             "path.logs": str(work / "logs"),
             **self.spec.base_settings(self.version),
+            **(self._security_settings(work) if self.security else {}),
             **self.extra_settings,
         }
         (work / "config" / self.spec.config_file).write_text(render_settings(settings))
         self._write_jvm_options(work)
+        if self.security:
+            self._write_keystore(home, java_home, work)
         os.chmod(work, 0o755)
         chown_tree(work, user)
         if user is not None:
             check_reachable(work, user)
         return work
+
+    def _security_settings(self, work: Path) -> dict[str, object]:
+        from bridge.devtools.localnode.certs import write_node_certificates
+
+        certs = write_node_certificates(work / "config" / "certs")
+        self.ca_file = certs.ca_cert
+        return {
+            "xpack.security.enabled": True,
+            "xpack.security.http.ssl.enabled": True,
+            "xpack.security.http.ssl.certificate": str(certs.cert),
+            "xpack.security.http.ssl.key": str(certs.key),
+            "xpack.security.http.ssl.certificate_authorities": [str(certs.ca_cert)],
+            "xpack.license.self_generated.type": "trial",
+        }
+
+    def _write_keystore(self, home: Path, java_home: Path, work: Path) -> None:
+        """`elasticsearch-keystore create` + `add bootstrap.password` (the `elastic` password),
+        then `elasticsearch-users useradd` for each file-realm user."""
+        env = self._environment(java_home, work)
+        env.pop(self.spec.java_opts_var, None)  # the tools' own small heap, not the node's
+        commands: list[tuple[list[str], str | None]] = [
+            (["elasticsearch-keystore", "create"], None),
+            (
+                ["elasticsearch-keystore", "add", "--stdin", "--force", "bootstrap.password"],
+                self.password,
+            ),
+        ]
+        for name, (password, roles) in self.file_users.items():
+            command = [
+                "elasticsearch-users",
+                "useradd",
+                name,
+                "-p",
+                password,
+                "-r",
+                ",".join(roles),
+            ]
+            commands.append((command, None))
+        for args, stdin in commands:
+            done = subprocess.run(
+                [str(home / "bin" / args[0]), *args[1:]],
+                input=stdin,
+                env=env,
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise NodeError(
+                    f"{args[0]} {args[1]} failed ({done.returncode}): "
+                    f"{(done.stdout + done.stderr).strip()[-2000:]}"
+                )
 
     def _write_jvm_options(self, work: Path) -> None:
         options = work / "config" / "jvm.options"
@@ -303,8 +446,13 @@ def check_reachable(path: Path, user: NodeUser) -> None:
 
 
 def render_settings(settings: Mapping[str, object]) -> str:
-    """Flat `key: value` YAML; every value is JSON, which YAML reads as the same scalar."""
-    return "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
+    """Flat `key: value` YAML; every value is JSON, which YAML reads as the same scalar.
+
+    A None value removes a default (e.g. `discovery.type` for a node of a several-node cluster).
+    """
+    return "".join(
+        f"{key}: {json.dumps(value)}\n" for key, value in settings.items() if value is not None
+    )
 
 
 def read_port(ports_file: Path) -> int | None:
@@ -321,33 +469,62 @@ def read_port(ports_file: Path) -> int | None:
 
 
 def wait_for_health(
-    url: str, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+    url: str,
+    *,
+    timeout: float,
+    process: subprocess.Popen[bytes] | None = None,
+    ca_file: Path | None = None,
+    authorization: str | None = None,
+    nodes: int | None = None,
+    status: str = "yellow",
 ) -> str:
-    """Block until `_cluster/health` reports yellow or green; return the status."""
+    """Block until `_cluster/health` reports ``status`` or better (and ``nodes`` nodes)."""
     deadline = time.monotonic() + timeout
     last_error = "no answer"
+    good = ("green",) if status == "green" else ("green", "yellow")
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise NodeError(f"the node process exited with code {process.returncode}")
         wait_s = max(1, min(30, int(deadline - time.monotonic())))
+        query = f"wait_for_status={status}&timeout={wait_s}s"
+        if nodes is not None:
+            query += f"&wait_for_nodes={nodes}"
         try:
             body = get_json(
-                f"{url}/_cluster/health?wait_for_status=yellow&timeout={wait_s}s", wait_s + 5
+                f"{url}/_cluster/health?{query}",
+                wait_s + 5,
+                ca_file=ca_file,
+                authorization=authorization,
             )
         except NodeError as exc:
             last_error = str(exc)
             time.sleep(0.5)
             continue
-        status = str(body.get("status"))
-        if status in ("green", "yellow"):
-            return status
-        last_error = f"cluster status {status}"
+        current = str(body.get("status"))
+        if current in good and (nodes is None or body.get("number_of_nodes") == nodes):
+            return current
+        last_error = f"cluster status {current}, {body.get('number_of_nodes')} nodes"
     raise NodeError(f"cluster not healthy after {timeout:.0f}s: {last_error}")
 
 
-def get_json(url: str, timeout: float = 10.0) -> dict[str, Any]:
+def get_json(
+    url: str,
+    timeout: float = 10.0,
+    *,
+    ca_file: Path | None = None,
+    authorization: str | None = None,
+) -> dict[str, Any]:
+    headers = {"Authorization": authorization} if authorization else {}
+    request = urllib.request.Request(url, headers=headers)
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
     try:
-        with _NO_PROXY.open(url, timeout=timeout) as response:
+        if context is not None:
+            opener = urllib.request.build_opener(
+                urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+            )
+        else:
+            opener = _NO_PROXY
+        with opener.open(request, timeout=timeout) as response:
             payload = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise NodeError(f"GET {url}: HTTP {exc.code}") from None
