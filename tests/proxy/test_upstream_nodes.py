@@ -183,11 +183,11 @@ def test_a_dead_node_gets_requests_again_after_its_backoff(
 ) -> None:
     (first, first_url), (_second, second_url) = fake_nodes
     first.fail_first = 1
-    proxy = start_proxy({"urls": [first_url, second_url], "dead_node_backoff_s": 0.3})
-    for _ in range(4):  # the first request fails on `a`, which rests for 0.3 s
+    proxy = start_proxy({"urls": [first_url, second_url], "dead_node_backoff_s": 3.0})
+    for _ in range(4):  # the first request fails on `a`, which rests for 3 s
         httpx.get(f"{proxy.url}/_cat/indices")
     resting = len(first.seen)
-    time.sleep(0.5)
+    time.sleep(3.5)
     for _ in range(4):
         httpx.get(f"{proxy.url}/_cat/indices")
     assert (resting, len(first.seen) > resting) == (1, True)
