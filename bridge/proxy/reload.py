@@ -87,7 +87,10 @@ class SettingsReloader:
             interval = self.proxy.settings.reload.watch_interval_s
             await asyncio.sleep(interval if interval > 0 else 1.0)
             if interval > 0:
-                self.check()
+                try:
+                    self.check()
+                except Exception:  # never let the watch die: the next change is retried
+                    logger.exception("settings reload from %s failed", self.path)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[SettingsReloader]:

@@ -192,6 +192,39 @@ def test_always_leaves_scroll_untouched(serve: Serve, engine: tuple[str, str, st
     httpx.request("DELETE", f"{upstream}/_search/scroll", json=scroll)
 
 
+def open_pit(name: str, upstream: str, index: str) -> tuple[dict[str, Any], Callable[[], Any]]:
+    """A point in time on ``index``: the search body's ``pit`` and how to close it."""
+    if name == "elasticsearch":
+        pit_id = httpx.post(f"{upstream}/{index}/_pit?keep_alive=1m").json()["id"]
+        return {"id": pit_id, "keep_alive": "1m"}, lambda: httpx.request(
+            "DELETE", f"{upstream}/_pit", json={"id": pit_id}
+        )
+    opened = httpx.post(f"{upstream}/{index}/_search/point_in_time?keep_alive=1m").json()
+    pit_id = opened["pit_id"]
+    return {"id": pit_id, "keep_alive": "1m"}, lambda: httpx.request(
+        "DELETE", f"{upstream}/_search/point_in_time", json={"pit_id": [pit_id]}
+    )
+
+
+def test_always_leaves_point_in_time_searches_untouched(
+    serve: Serve, engine: tuple[str, str, str]
+) -> None:
+    name, upstream, index = engine
+    proxy = serve(upstream, {"*": {"rerank": "always"}})  # a PIT search names no index
+    pit, close = open_pit(name, upstream, index)
+    try:
+        body = {"query": QUERY, "pit": pit, "size": 3}
+        through = post(f"{proxy.url}/_search", body)
+        assert through.status_code == 200, through.text
+        assert through.headers["x-rerank-status"] == "passthrough"
+        assert ids(through) == ids(post(f"{upstream}/_search", body))
+        # the same search without the PIT is reranked under `*: always`
+        plain = post(f"{proxy.url}/{index}/_search", {"query": QUERY, "size": 3})
+        assert plain.headers["x-rerank-status"] == "reranked"
+    finally:
+        close()
+
+
 def test_never_ignores_a_clients_rerank_section(serve: Serve, engine: tuple[str, str, str]) -> None:
     _, upstream, index = engine
     proxy = serve(upstream, {"proxy-rerank-*": {"rerank": "never"}})
