@@ -352,7 +352,10 @@ def _check_rerank_defaults(settings: ProxySettings) -> None:
         try:
             RerankConfig.from_value(True, merged)
         except ConfigError as exc:
-            raise ConfigError(exc.reason.replace("defaults.", ""), field=where) from None
+            reason = exc.reason.replace("defaults.", "")
+            if where != "rerank" and "unknown field" in reason:
+                reason += "; or a policy key: rerank (always/on_request/never), ab"
+            raise ConfigError(reason, field=where) from None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -151,3 +151,10 @@ def test_share_zero_and_one() -> None:
     ids = [str(i) for i in range(1_000)]
     assert {ABSplit(0.0).bucket(i) for i in ids} == {"control"}
     assert {ABSplit(1.0).bucket(i) for i in ids} == {"treatment"}
+
+
+def test_an_unknown_key_in_an_indices_entry_names_the_policy_keys_too() -> None:
+    with pytest.raises(ConfigError, match="policy key: rerank"):
+        settings_from_mapping(
+            {"upstream": "http://es:9200", "indices": {"p": {"rerank": "always", "polcy": 1}}}
+        )
