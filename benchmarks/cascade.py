@@ -115,7 +115,7 @@ def main() -> int:
     }
     if args.cold:
         systems["cascade-cold"] = phased(first_cold, second_cold)
-    runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name in systems}
+    runs: dict[str, dict[str, list[str]]] = {name: {} for name in systems}
     times: dict[str, list[float]] = {name: [] for name in systems}
     depth = max(args.first_window, args.alone_window)
     with temporary_index(client, dataset, progress=False) as index:
@@ -146,7 +146,7 @@ def main() -> int:
                 began = time.perf_counter()
                 order = systems[name](text, texts, engine)
                 times[name].append((time.perf_counter() - began) * 1000)
-                runs[name][qid] = {ids[i]: float(len(order) - rank) for rank, i in enumerate(order)}
+                runs[name][qid] = [ids[i] for i in order]
     alone_name = f"ce@{args.alone_window}"
     figures: dict[str, dict[str, Any]] = {}
     for name in systems:

@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 from bridge.config import DEFAULT_MAX_LENGTH
 from bridge.errors import InputError, ModelError
+from bridge.scoring.chunking import ChunkingConfig, WindowScores, aggregate
 from bridge.scoring.embedding_cache import DEFAULT_EMBEDDING_CACHE_BYTES, EmbeddingCache
 from bridge.scoring.lru import CacheStats
 from bridge.scoring.score_cache import DEFAULT_SCORE_CACHE_BYTES, ScoreCache
@@ -309,6 +310,24 @@ class CrossEncoderScorer(_CachedScoring):
             scores[batch.index] = _probabilities(logits)
         result: list[float] = scores.tolist()
         return result
+
+    def score_chunked(
+        self, query: str, passages: Sequence[str], chunking: ChunkingConfig
+    ) -> WindowScores:
+        """Each passage's token windows scored in the same batches, then aggregated
+        (``bridge.scoring.chunking``); not cached (the score cache holds whole passages)."""
+        _check_text(query, 0, "query")
+        for i, passage in enumerate(passages):
+            _check_text(passage, i)
+        if not passages:
+            return WindowScores([], [], [], [])
+        windows = self._tokenizer.encode_windows(
+            query, passages, tokens=chunking.tokens, stride=chunking.stride
+        )
+        scores = np.empty(len(windows.owners), dtype=np.float64)
+        for batch, logits in self._model.run(windows.pairs, self._tokenizer.pad_id):
+            scores[batch.index] = _probabilities(logits)
+        return aggregate(scores, windows.owners, windows.spans, len(passages), chunking.aggregate)
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         raise ModelError(f"{self.model_name} is a cross-encoder; embed() needs a bi-encoder")

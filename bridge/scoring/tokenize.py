@@ -19,6 +19,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from bridge.errors import ModelError
+from bridge.scoring.chunking import window_starts
 from bridge.scoring.lru import CacheStats
 from bridge.scoring.surrogates import encode_well_formed, well_formed
 from bridge.scoring.token_cache import (
@@ -173,8 +174,50 @@ class PairTokenizer:
         )
         return Tokens(ids=built.ids, type_ids=built.type_ids, lengths=built.lengths)
 
+    def encode_windows(
+        self, query: str, passages: Sequence[str], *, tokens: int, stride: int
+    ) -> Windows:
+        """(query, window) pairs of every passage's token windows (``bridge.scoring.chunking``):
+        each window at most ``tokens`` passage tokens and what ``max_length`` leaves beside the
+        query; a window is laid out exactly as the tokenizer lays out a pair."""
+        template = self._template or PairTemplate.of(self._tokenizer)
+        if template is None:
+            raise ModelError("chunking needs a tokenizer with a known pair template")
+        started = time.perf_counter()
+        try:
+            query_ids = self._query_ids(query)
+            size = max(1, min(tokens, self.max_length - template.special_count - len(query_ids)))
+            encode = getattr(self._measure, "encode_batch_fast", None) or self._measure.encode_batch
+            encodings = encode_well_formed(encode, list(passages), add_special_tokens=False)
+            windows: list[npt.NDArray[np.int32]] = []
+            owners: list[int] = []
+            spans: list[tuple[int, int]] = []
+            for owner, encoding in enumerate(encodings):
+                ids = np.asarray(encoding.ids, dtype=np.int32)
+                for start in window_starts(len(ids), size, stride):
+                    end = min(len(ids), start + size)
+                    windows.append(ids[start:end])
+                    owners.append(owner)
+                    spans.append((start, end))
+            built = assemble_pairs(
+                template, [query_ids] * len(windows), windows, max_length=self.max_length
+            )
+            pairs = Tokens(ids=built.ids, type_ids=built.type_ids, lengths=built.lengths)
+            return Windows(pairs, owners, spans)
+        finally:
+            self.timer.add(started)
+
     def cache_stats(self) -> CacheStats | None:
         return self.token_cache.stats() if self.token_cache is not None else None
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Tokenized (query, window) pairs, the passage each window belongs to and its token span."""
+
+    pairs: Tokens
+    owners: list[int]
+    spans: list[tuple[int, int]]
 
 
 class TextTokenizer:
