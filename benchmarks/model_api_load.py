@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import os
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from proxy_load import (  # a sibling script, not a package
     TRAINED,
     ProxyProcess,
     Run,
+    drive_requests,
     emit,
     load_index,
     products,
@@ -52,44 +53,18 @@ def windows(upstream: str, index: str, terms: list[str]) -> list[tuple[str, list
     return found
 
 
-async def drive(
-    url: str,
-    index: str,
-    work: list[tuple[str, list[str]]],
-    clients: int,
-    seconds: float,
-    route: str,
-) -> Run:
-    run = Run()
-    stop_at = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+def requests_for(
+    index: str, work: list[tuple[str, list[str]]], route: str
+) -> Callable[[int], tuple[str, dict[str, Any]]]:
+    """The i-th call of a route: the same query and 20 documents either way."""
 
-        async def loop(worker: int) -> None:
-            i = worker
-            while time.monotonic() < stop_at:
-                query, titles = work[i % len(work)]
-                i += clients
-                if route == "model":
-                    path, body = "/v1/rerank", {"query": query, "documents": titles}
-                else:
-                    path = f"/{index}/_search"
-                    body = {"query": {"match": {"title": query}}, "size": 10, "rerank": {}}
-                started = time.perf_counter()
-                try:
-                    response = await client.post(f"{url}{path}", json=body)
-                except httpx.HTTPError as exc:
-                    run.count(run.errors, type(exc).__name__)
-                    continue
-                if response.status_code != 200:
-                    run.count(run.errors, str(response.status_code))
-                    continue
-                run.latencies.append((time.perf_counter() - started) * 1000)
+    def request(i: int) -> tuple[str, dict[str, Any]]:
+        query, titles = work[i % len(work)]
+        if route == "model":
+            return "/v1/rerank", {"query": query, "documents": titles}
+        return f"/{index}/_search", {"query": {"match": {"title": query}}, "size": 10, "rerank": {}}
 
-        began = time.monotonic()
-        await asyncio.gather(*(loop(w) for w in range(clients)))
-        run.seconds = time.monotonic() - began
-    return run
+    return request
 
 
 def main() -> int:
@@ -112,8 +87,10 @@ def main() -> int:
             runs = {"model": Run(), "proxy": Run()}
             for _ in range(args.rounds):
                 for route in runs:
+                    request = requests_for(index, work, route)
+                    seconds = args.seconds / args.rounds
                     runs[route] += asyncio.run(
-                        drive(server.url, index, work, clients, args.seconds / args.rounds, route)
+                        drive_requests(server.url, request, clients, seconds)
                     )
             figures: dict[str, Any] = {}
             for route, run in runs.items():

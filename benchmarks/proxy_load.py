@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +271,22 @@ def overhead(upstream: str, proxy: str, index: str, terms: list[str], rounds: in
 async def drive(
     url: str, index: str, terms: list[str], clients: int, duration_s: float, rerank: bool
 ) -> Run:
-    """``clients`` concurrent loops for ``duration_s``; latencies of successful requests."""
+    """``clients`` concurrent loops of searches for ``duration_s``."""
+
+    def request(i: int) -> tuple[str, dict[str, Any]]:
+        return f"/{index}/_search", search_body(terms[i % len(terms)], rerank)
+
+    return await drive_requests(url, request, clients, duration_s)
+
+
+async def drive_requests(
+    url: str,
+    request: Callable[[int], tuple[str, dict[str, Any]]],
+    clients: int,
+    duration_s: float,
+) -> Run:
+    """``clients`` concurrent loops for ``duration_s`` POSTing ``request(i)`` (path, JSON body)
+    for i = 0, 1, 2, ... spread over the loops; latencies of successful requests."""
     run = Run()
     stop_at = time.monotonic() + duration_s
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -280,11 +296,11 @@ async def drive(
         async def loop(worker: int) -> None:
             i = worker
             while time.monotonic() < stop_at:
-                body = search_body(terms[i % len(terms)], rerank)
+                path, body = request(i)
                 i += clients
                 started = time.perf_counter()
                 try:
-                    response = await client.post(f"{url}/{index}/_search", json=body)
+                    response = await client.post(f"{url}{path}", json=body)
                 except httpx.HTTPError as exc:
                     run.count(run.errors, type(exc).__name__)
                     continue

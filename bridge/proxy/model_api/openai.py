@@ -42,19 +42,7 @@ class OpenAiEmbeddings:
     async def embeddings(self, body: dict[str, Any]) -> Response:
         service = self.service
         model = service.model(body, embedding=True)
-        value = body.get("input")
-        if value is None:
-            raise ModelApiError("invalid", "input is required", param="input")
-        if isinstance(value, str):
-            texts = [service.text(value, "input")]
-        elif isinstance(value, list) and value and not all(isinstance(v, str) for v in value):
-            raise ModelApiError(
-                "invalid",
-                "input must be a string or a list of strings (no token ids)",
-                param="input",
-            )
-        else:
-            texts = service.texts(value, "input")
+        texts = service.inputs(body, "input")
         encoding = body.get("encoding_format", "float") or "float"
         if encoding not in ("float", "base64"):
             raise ModelApiError(

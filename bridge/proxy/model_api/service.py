@@ -149,6 +149,15 @@ class ModelService:
         self.check_count(len(value), param)
         return [self.text(item, f"{param}[{i}]") for i, item in enumerate(value)]
 
+    def inputs(self, body: dict[str, Any], param: str) -> list[str]:
+        """Texts to embed: one string or a list of them (token-id lists are refused)."""
+        value = body.get(param)
+        if value is None:
+            raise ModelApiError("invalid", f"{param} is required", param=param)
+        if isinstance(value, str):
+            return [self.text(value, param)]
+        return self.texts(value, param)
+
     def check_count(self, count: int, param: str) -> None:
         if count == 0:
             raise ModelApiError("empty", f"{param} must not be empty", param=param)

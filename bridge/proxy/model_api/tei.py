@@ -80,12 +80,7 @@ class TeiRoutes:
     async def embed(self, body: dict[str, Any]) -> Response:
         service = self.service
         model = service.model(body, embedding=True)
-        inputs = body.get("inputs")
-        if inputs is None:
-            raise ModelApiError("invalid", "inputs is required", param="inputs")
-        texts = [service.text(inputs, "inputs")] if isinstance(inputs, str) else None
-        if texts is None:
-            texts = service.texts(inputs, "inputs")
+        texts = service.inputs(body, "inputs")
         if not service.flag(body, "normalize", True):
             raise ModelApiError(
                 "invalid", "normalize=false is not supported: embeddings are L2-normalised"
