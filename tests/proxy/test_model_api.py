@@ -242,6 +242,30 @@ def test_model_routes_sit_beside_the_proxy_routes(
         assert http.post("/v1/rerank", json={"query": "q", "documents": ["d"]}).is_success
 
 
+def test_model_routes_and_searches_use_one_batcher_per_model(
+    es_upstream: str, es_products_index: str, nano_cross_encoder_dir: Path
+) -> None:
+    from bridge.proxy.app import create_app
+    from bridge.proxy.settings import settings_from_mapping
+
+    rerank = {"model": str(nano_cross_encoder_dir), "max_length": 128, "fields": ["title"]}
+    app = create_app(settings_from_mapping({"upstream": es_upstream, "rerank": rerank}))
+    pool = app.state.proxy.models
+    asked: list[tuple[str, int | None]] = []
+    original = pool.batcher
+
+    async def recording(model: str, max_length: int | None = None) -> Any:
+        asked.append((model, max_length))
+        return await original(model, max_length)
+
+    with ProxyServer(app) as server, httpx.Client(base_url=server.url, timeout=120) as http:
+        pool.batcher = recording  # after start-up: only what the two routes ask for
+        search = {"query": {"match": {"title": "drill"}}, "rerank": {}}
+        assert http.post(f"/{es_products_index}/_search", json=search).is_success
+        assert http.post("/v1/rerank", json={"query": "q", "documents": ["d"]}).is_success
+    assert set(asked) == {(str(nano_cross_encoder_dir), 128)}
+
+
 def test_concurrent_model_calls_share_runs_of_the_proxys_micro_batcher(
     start_proxy: StartProxy, nano_cross_encoder_dir: Path
 ) -> None:

@@ -66,6 +66,9 @@ class ModelService:
         self.limits = settings.model_api
         self.allowed_models = settings.allowed_models()
         self.token = (settings.model_api.token or settings.auth.api_key or "").encode()
+        # the proxy's own max_length, so both doors use the same session and micro-batcher
+        max_length = settings.rerank.get("max_length")
+        self.max_length = max_length if isinstance(max_length, int) else None
         rerank_model = settings.rerank.get("model")
         self.default_model = str(settings.model_api.model or rerank_model or DEFAULT_MODEL)
         embedding = settings.rerank.get("embedding_model")
@@ -216,9 +219,10 @@ class ModelService:
         already its raw score).
         """
         try:
-            batcher = await self.proxy.models.batcher(model)
+            batcher = await self.proxy.models.batcher(model, self.max_length)
             scores = await batcher.score([(query, document) for document in documents])
-            if raw and getattr(await self.proxy.models.scorer(model), "kind", None) == "cross":
+            scorer = await self.proxy.models.scorer(model, self.max_length)
+            if raw and getattr(scorer, "kind", None) == "cross":
                 scores = [logit(score) for score in scores]
         except ConfigError as exc:  # the scorer refused these inputs
             raise ModelApiError("invalid", exc.reason) from None
