@@ -19,10 +19,11 @@ access_logger = logging.getLogger("bridge.proxy.access")
 logger = logging.getLogger(__name__)
 
 
-def route_label(scope: Scope) -> str:
-    """Low-cardinality route name for metrics (never the raw path)."""
+def route_label(scope: Scope, named: frozenset[str] = frozenset()) -> str:
+    """Low-cardinality route name for metrics (never the raw path); ``named`` paths are their own
+    label (the model routes)."""
     path: str = scope.get("path", "")
-    if path.startswith("/_bridge/"):
+    if path.startswith("/_bridge/") or path in named:
         return path
     last = path.rstrip("/").rsplit("/", 1)[-1]
     if last in ("_search", "_msearch"):
@@ -31,9 +32,12 @@ def route_label(scope: Scope) -> str:
 
 
 class AccessMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: ProxyMetrics) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: ProxyMetrics, named_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.named_paths = named_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +69,7 @@ class AccessMiddleware:
                 await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            route = route_label(scope)
+            route = route_label(scope, self.named_paths)
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.request_seconds.labels(route).observe(elapsed)
             if access_logger.isEnabledFor(logging.INFO):

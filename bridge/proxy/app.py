@@ -332,7 +332,7 @@ def create_app(
             Route("/{index}/_msearch", msearch_routes, methods=["GET", "POST"]),
             Route("/{path:path}", _guard(proxy.passthrough, proxy), methods=ALL_METHODS),
         ]
-    middleware = [Middleware(AccessMiddleware, metrics=proxy.metrics)]
+    middleware = [Middleware(AccessMiddleware, metrics=proxy.metrics, named_paths=MODEL_API_PATHS)]
     if settings.auth.api_key:  # the model routes check their own bearer token instead
         middleware.append(
             Middleware(

@@ -221,6 +221,12 @@ def test_without_a_model_api_token_the_proxy_api_key_is_the_bearer_token(
 # -- server shape ------------------------------------------------------------------------------
 
 
+def test_metrics_count_each_model_route_by_its_path(client: httpx.Client) -> None:
+    client.post("/rerank", json={"query": QUERY, "texts": DOCS})
+    metrics = client.get("/_bridge/metrics").text
+    assert 'route="/rerank"' in metrics
+
+
 def test_without_upstream_the_server_has_model_routes_only(
     client: httpx.Client,
 ) -> None:
