@@ -28,6 +28,14 @@ from bridge.proxy.settings import settings_from_mapping
 from bridge.scoring import load_scorer
 from tests.support.proxy_server import ProxyServer
 
+# the first test also waits for the node: the first-ever run downloads ~570 MB and installs plugins
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.shared_data,
+    pytest.mark.slow,
+    pytest.mark.timeout(1500),
+]
+
 QUERY = "cordless drill"
 DOCS = 2000
 
