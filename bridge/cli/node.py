@@ -26,7 +26,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "node",
         help="run a local Elasticsearch/OpenSearch node (Maven Central integ-test zip)",
-        description="Start, stop or inspect a local single-node cluster on 127.0.0.1.",
+        description="Start, stop or inspect a local single-node cluster on 127.0.0.1. Nodes belong "
+        "to the project they are started from (the nearest folder with .git or pyproject.toml): "
+        "another checkout neither sees nor stops them.",
     )
     actions = parser.add_subparsers(dest="node_command", required=True)
     for name, handler, help_text in (
@@ -135,7 +137,7 @@ def _stop(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     state = _running(args.engine)
     if state is None:
-        print(f"{args.engine}: not running")
+        print(f"{args.engine}: not running (no node recorded in {state_path(args.engine)})")
         return 1
     try:
         health = get_json(

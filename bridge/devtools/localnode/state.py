@@ -1,7 +1,13 @@
-"""Where the CLI remembers detached nodes: one JSON file and one work dir per engine."""
+"""Where the CLI remembers detached nodes: one JSON file and one work dir per engine and project.
+
+Nodes belong to the project they were started from (the nearest folder above the working
+directory holding `.git` or `pyproject.toml`, else the working directory itself), so
+`rerank-bridge node status|stop` in one clone never sees or stops another clone's node.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -20,10 +26,30 @@ class NodeState:
     work_dir: str
 
 
+PROJECT_MARKERS = (".git", "pyproject.toml")
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: the working directory) with a marker."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return folder
+    return here
+
+
+def project_key(root: Path) -> str:
+    """A readable, collision-free folder name for `root`: its name plus a hash of its path."""
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:10]
+    return f"{root.name or 'root'}-{digest}"
+
+
 def nodes_dir() -> Path:
-    """`RERANK_BRIDGE_NODES_DIR`, else `nodes/` inside the engines cache."""
+    """`RERANK_BRIDGE_NODES_DIR`, else `nodes/<project key>/` inside the engines cache."""
     override = os.environ.get("RERANK_BRIDGE_NODES_DIR")
-    return Path(override) if override else engines_cache_dir() / "nodes"
+    if override:
+        return Path(override)
+    return engines_cache_dir() / "nodes" / project_key(project_root())
 
 
 def state_path(engine: str) -> Path:
