@@ -28,8 +28,12 @@ lint: setup
 test: setup models lint
 	$(PY) -m pytest
 
-demo: setup models
-	$(PY) -m bridge.devtools.demo
+# The data check runs first, with the system python and nothing installed: a clone without
+# ../shared stops at once, saying what it needs. DEMO_ARGS passes options (e.g. --queries 10).
+demo:
+	@$(PYTHON) bridge/devtools/demo_data.py
+	@$(MAKE) --no-print-directory setup models
+	$(PY) -m bridge.devtools.demo $(DEMO_ARGS)
 
 bench: setup models
 	$(PY) benchmarks/vs_flashrank.py
