@@ -12,6 +12,7 @@ from bridge.errors import ModelError, ModelNotFoundError
 from bridge.models.cache_dir import default_cache_dir
 from bridge.models.download import download_model
 from bridge.models.local import ModelFiles, known_cache_dir, missing_files, resolve_model
+from bridge.models.local_folders import MODELS_ENV, find_local_models
 from bridge.models.registry import KNOWN_MODELS, known_model_names
 
 
@@ -23,7 +24,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     commands = parser.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
 
-    listing = commands.add_parser("list", help="known model names, size class, whether cached")
+    listing = commands.add_parser(
+        "list",
+        help="known model names (size class, cached or not) and local model folders",
+        description="FlashRank's names, then the local model folders found in "
+        f"${MODELS_ENV} (folders separated by ':'), the cache, the project's .cache/models "
+        "(make models) and ../shared/models, with kind and size.",
+    )
     _cache_dir_option(listing)
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(handler=run_list)
@@ -81,25 +88,51 @@ def run_list(args: argparse.Namespace) -> int:
         }
         for known in (KNOWN_MODELS[name] for name in known_model_names())
     ]
+    local = [
+        {
+            "path": str(model.path),
+            "kind": model.kind,
+            "size_mb": round(model.size_bytes / 1e6, 1),
+            "source": model.source,
+        }
+        for model in find_local_models(cache)
+    ]
     if args.json:
-        print(json.dumps({"cache_dir": str(cache), "models": rows}, indent=2))
+        print(json.dumps({"cache_dir": str(cache), "models": rows, "local": local}, indent=2))
         return 0
     print(f"cache: {cache}")
-    table = [
-        (
-            f"{row['name']}{' (default)' if row['default'] else ''}",
-            f"{row['size_class']} ~{row['approx_size_mb']}MB",
-            "yes" if row["cached"] else "no",
-            str(row["description"]),
-        )
-        for row in rows
-    ]
-    widths = [
-        max(len(line[i]) for line in [*table, ("NAME", "SIZE", "CACHED", "")]) for i in (0, 1, 2)
-    ]
-    for name, size, cached, description in [("NAME", "SIZE", "CACHED", "DESCRIPTION"), *table]:
-        print(f"{name:<{widths[0]}}  {size:<{widths[1]}}  {cached:<{widths[2]}}  {description}")
+    _print_table(
+        ("NAME", "SIZE", "CACHED", "DESCRIPTION"),
+        [
+            (
+                f"{row['name']}{' (default)' if row['default'] else ''}",
+                f"{row['size_class']} ~{row['approx_size_mb']}MB",
+                "yes" if row["cached"] else "no",
+                str(row["description"]),
+            )
+            for row in rows
+        ],
+    )
+    print()
+    if not local:
+        print(f"local model folders: none found (set {MODELS_ENV} to folders holding models)")
+        return 0
+    print("local model folders (use the path as the model):")
+    _print_table(
+        ("PATH", "KIND", "ON DISK", "FOUND IN"),
+        [
+            (str(row["path"]), f"{row['kind']}-encoder", f"{row['size_mb']} MB", str(row["source"]))
+            for row in local
+        ],
+    )
     return 0
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header) - 1)]
+    for line in [header, *rows]:
+        cells = [f"{cell:<{width}}" for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]))
 
 
 def run_download(args: argparse.Namespace) -> int:
