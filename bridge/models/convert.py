@@ -164,8 +164,11 @@ def quantize(fp32_path: Path, out_path: Path) -> None:
     """Dynamic int8 quantization (QInt8 weights, per-tensor), like FlashRank's ``_Q`` files."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from bridge.models.ort_log_noise import PRE_PROCESSING, dropped_ort_messages
+
     tmp = out_path.with_name(out_path.name + ".tmp")
-    quantize_dynamic(str(fp32_path), str(tmp), per_channel=False, weight_type=QuantType.QInt8)
+    with dropped_ort_messages(PRE_PROCESSING):
+        quantize_dynamic(str(fp32_path), str(tmp), per_channel=False, weight_type=QuantType.QInt8)
     os.replace(tmp, out_path)
 
 

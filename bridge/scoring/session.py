@@ -211,6 +211,12 @@ def _transformer_fused(
         import onnx
         from onnxruntime.transformers.fusion_options import FusionOptions
         from onnxruntime.transformers.optimizer import optimize_model
+
+        from bridge.models.ort_log_noise import (
+            OPTIMIZER_LOGGER,
+            PRODUCER_MISMATCH,
+            dropped_ort_messages,
+        )
     except ImportError:
         logger.debug("onnx not installed; skipping transformer fusions")
         return None
@@ -227,15 +233,16 @@ def _transformer_fused(
         # The fused SkipLayerNormalization kernel is the slow one (see SLOW_CPU_FUSIONS).
         fusions.enable_skip_layer_norm = False
         fusions.enable_bias_skip_layer_norm = False
-        model = optimize_model(
-            str(onnx_path),
-            model_type="bert",
-            optimization_options=fusions,
-            num_heads=num_heads if isinstance(num_heads, int) else 0,
-            hidden_size=hidden_size if isinstance(hidden_size, int) else 0,
-            opt_level=0,
-            use_gpu=False,
-        )
+        with dropped_ort_messages(PRODUCER_MISMATCH, loggers=(OPTIMIZER_LOGGER,)):
+            model = optimize_model(
+                str(onnx_path),
+                model_type="bert",
+                optimization_options=fusions,
+                num_heads=num_heads if isinstance(num_heads, int) else 0,
+                hidden_size=hidden_size if isinstance(hidden_size, int) else 0,
+                opt_level=0,
+                use_gpu=False,
+            )
         work_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=".tmp-fused-", suffix=".onnx", dir=work_dir)
         os.close(fd)
