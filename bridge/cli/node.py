@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from bridge.devtools.localnode.state import (
     NodeState,
     clear_state,
     load_state,
+    nodes_dir,
     save_state,
     state_path,
     work_dir_for,
@@ -81,6 +83,8 @@ def _running(engine: str) -> NodeState | None:
 def _cleanup(state: NodeState) -> None:
     shutil.rmtree(Path(state.work_dir), ignore_errors=True)
     clear_state(state.engine)
+    with contextlib.suppress(OSError):  # the project's folder, once no node of it is left
+        nodes_dir().rmdir()
 
 
 def _start(args: argparse.Namespace) -> int:
