@@ -74,6 +74,17 @@ class OfflineError(DownloadError):
     status = 503
 
 
+class ModelUnavailableError(ModelError):
+    """The model failed to load before and its background retry is pending (no new attempt)."""
+
+    error_type = "rerank_model_unavailable_exception"
+    status = 503
+
+    def __init__(self, reason: str, *, model: str) -> None:
+        super().__init__(reason)
+        self.model = model
+
+
 class UpstreamError(BridgeError):
     """The search engine could not be reached or answered unusably."""
 
@@ -116,6 +127,7 @@ __all__ = [
     "InputError",
     "ModelError",
     "ModelNotFoundError",
+    "ModelUnavailableError",
     "NodeError",
     "OfflineError",
     "RerankTimeout",

@@ -106,6 +106,7 @@ class _Base:
         defaults: RerankConfig | Mapping[str, Any] | None = None,
         scorers: ScorerRegistry | None = None,
         max_workers: int = 4,
+        preload: bool = False,
     ) -> None:
         self.client = client
         self.defaults = RerankConfig.from_value(None, defaults)
@@ -115,6 +116,8 @@ class _Base:
         # The engines filter _source differently for wildcard patterns; restoring follows suit.
         module = type(client).__module__
         self.engine = "opensearch" if module.startswith("opensearchpy") else "elasticsearch"
+        if preload:  # fail fast, here, with the typed error, rather than fail open on every search
+            self.scorers.get(self.defaults.model, max_length=self.defaults.max_length)
 
     @property
     def scorers(self) -> ScorerRegistry:
@@ -167,7 +170,10 @@ class RerankingSearch(_Base):
     """Wrap a sync elasticsearch-py / opensearch-py client; ``.search(..., rerank=True)``.
 
     ``defaults`` apply to every ``rerank=True``; ``scorers`` defaults to the process-wide
-    ``bridge.scoring.shared_scorers``. Use as a context manager or call ``close()`` to stop the
+    ``bridge.scoring.shared_scorers``. ``preload=True`` loads the default model now and raises
+    its typed error (``DownloadError``, ``OfflineError``, ``ModelNotFoundError``...) if it cannot;
+    without it, a model that cannot load makes searches fail open (engine order), with one
+    warning per model and process. Use as a context manager or call ``close()`` to stop the
     scoring threads (the client itself stays the caller's).
     """
 
@@ -209,7 +215,8 @@ class RerankingSearch(_Base):
 class AsyncRerankingSearch(_Base):
     """Async twin of ``RerankingSearch`` for ``AsyncElasticsearch`` / ``AsyncOpenSearch``.
 
-    Model loading, embedding and scoring run on worker threads so the event loop stays free.
+    Model loading, embedding and scoring run on worker threads so the event loop stays free
+    (except ``preload=True``, which loads the default model in the constructor).
     """
 
     async def search(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 from typing import Any
 
@@ -29,35 +30,60 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="bind port (default 8080)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME_OR_DIR",
+        help="a model to load at start-up (repeatable): a known name or a model folder; the "
+        "first is the default rerank.model. Health is 503 until they load, naming any that "
+        "cannot, and why. Without --model or a configured model: the default model",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bridge.proxy.settings import CONFIG_ENV, UPSTREAM_ENV, load_settings
+    from bridge.proxy.settings import CONFIG_ENV, MODELS_ENV, UPSTREAM_ENV, load_settings
 
     if args.workers < 1:
         raise ConfigError("must be at least 1", field="--workers")
     # validate here so a bad file fails once, with a clear message, before any worker starts
-    settings = load_settings(args.config, upstream=args.upstream)
+    settings = load_settings(args.config, upstream=args.upstream, models=args.model)
+    os.environ[MODELS_ENV] = json.dumps(args.model)
     if settings.upstream is not None:
         os.environ[UPSTREAM_ENV] = ",".join(settings.upstream.urls)
     if args.config:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
-    uvicorn.run(
-        "bridge.proxy.app:create_app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        timeout_keep_alive=int(settings.limits.keep_alive_s),
-        access_log=False,  # bridge.proxy.access logs one JSON line per request instead
-        server_header=False,
-        date_header=False,
-        log_level="DEBUG" if args.verbose else "INFO",
-        log_config=log_config(verbose=args.verbose),
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "timeout_keep_alive": int(settings.limits.keep_alive_s),
+        # SIGTERM: in-flight requests get this long to finish (bridge.proxy.drain)
+        "timeout_graceful_shutdown": max(1, round(settings.limits.drain_s)),
+        "access_log": False,  # bridge.proxy.access logs one JSON line per request instead
+        "server_header": False,
+        "date_header": False,
+        "log_level": "DEBUG" if args.verbose else "INFO",
+        "log_config": log_config(verbose=args.verbose),
+    }
+    app = "bridge.proxy.app:create_app_from_env"
+    if args.workers > 1:  # uvicorn's supervisor: graceful shutdown per worker, without the linger
+        uvicorn.run(app, **options)
+        return 0
+    from bridge.proxy.drain import PROCESS_DRAIN, DrainingServer
+
+    config = uvicorn.Config(app, **options)
+    limits = settings.limits
+    server = DrainingServer(
+        config, drain=PROCESS_DRAIN, linger_s=limits.drain_linger_s, max_linger_s=limits.drain_s
     )
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's start-up failure code
     return 0
 
 

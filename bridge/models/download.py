@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Protocol
 
 from bridge.errors import DownloadError, ModelError, ModelNotFoundError, OfflineError
+from bridge.models.advice import model_fix
 from bridge.models.cache_dir import default_cache_dir, offline_reason
 from bridge.models.local import missing_files
 from bridge.models.registry import (
@@ -76,8 +77,8 @@ def download_model(
     if reason is not None:
         raise OfflineError(
             f"model {name} is not in the cache and offline mode ({reason}) forbids downloading "
-            f"it; missing: {', '.join(missing)} (expected in {target}; download it elsewhere "
-            f"or copy a FlashRank cache directory there)"
+            f"it; missing: {', '.join(missing)} (expected in {target}). "
+            f"Fix: {model_fix(name, target)}"
         )
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -97,10 +98,10 @@ def download_model(
             except _RetryableError as exc:
                 if attempt == attempts:
                     raise DownloadError(
-                        f"{exc.reason} (after {attempts} attempt(s)); nothing was kept, run the "
-                        "download again to retry"
+                        f"{exc.reason} (after {attempts} attempt(s)); nothing was kept. "
+                        f"Fix: {model_fix(name, target)}"
                     ) from exc
-                logger.warning("download of %s failed (%s); retrying", name, exc.reason)
+                logger.info("download of %s failed (%s); retrying", name, exc.reason)
                 time.sleep(min(2.0, 0.25 * attempt))
     logger.info("model %s ready in %s", name, target)
     return target

@@ -19,7 +19,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from bridge.errors import BridgeError, ModelError, RerankTimeout
+from bridge.errors import BridgeError, ModelError, ModelUnavailableError, RerankTimeout
 from bridge.pipeline.answer import Outcome, build_answer
 from bridge.pipeline.plan import Plan
 from bridge.pipeline.texts import Passages, passage_texts
@@ -177,7 +177,10 @@ def _failed(
         if isinstance(exc, BridgeError):
             raise exc
         raise ModelError(message) from (exc if isinstance(exc, BaseException) else None)
-    logger.warning("reranking failed open (%s), returning engine order: %s", status, message)
+    # a model that cannot load was announced once, with its fix, by the model breaker
+    announced = isinstance(exc, ModelUnavailableError) or getattr(exc, "announced", False)
+    log = logger.debug if announced else logger.warning
+    log("reranking failed open (%s), returning engine order: %s", status, message)
     elapsed = dict(timings)
     elapsed["total"] = _ms_since(started)
     return Outcome(status=status, error=message, timings_ms=elapsed)

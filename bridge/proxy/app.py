@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from bridge.errors import BridgeError, UpstreamError, UpstreamTimeout
 from bridge.proxy.access import AccessMiddleware
 from bridge.proxy.auth import ApiKeyMiddleware
+from bridge.proxy.drain import PROCESS_DRAIN, Drain, DrainMiddleware
 from bridge.proxy.error_responses import payload_too_large, response_for
 from bridge.proxy.model_pool import Loader, ModelPool
 from bridge.proxy.prometheus import ProxyMetrics
@@ -87,12 +88,14 @@ class Proxy:
         loader: Loader | None = None,
         config_path: str | None = None,
         upstream_override: str | Sequence[str] | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self.settings = settings
         self.allowed_models = settings.allowed_models()
         # where the settings came from, for reloads (SIGHUP or a changed file)
         self.config_path = config_path
         self.upstream_override = upstream_override
+        self.drain = drain or Drain()
         self.metrics = ProxyMetrics()
         up = settings.upstream
         self._upstream = Upstream(up) if up is not None else None
@@ -219,14 +222,18 @@ class Proxy:
             upstream: dict[str, Any] = {"configured": False, "reachable": True}
         else:
             upstream = await self.upstream_health()
+        await self.models.refresh()
         models = self.models.status()
-        healthy = bool(upstream["reachable"]) and not any(
-            state.startswith("error") for state in models.values()
-        )
+        healthy = bool(upstream["reachable"]) and self.models.ready() and not self.drain.started
         return JSONResponse(
-            {"status": "ok" if healthy else "unavailable", "upstream": upstream, "models": models},
+            {"status": self._status(healthy), "upstream": upstream, "models": models},
             status_code=200 if healthy else 503,
         )
+
+    def _status(self, healthy: bool) -> str:
+        if self.drain.started:
+            return "draining"
+        return "ok" if healthy else "unavailable"
 
     async def upstream_health(self) -> dict[str, Any]:
         upstream: dict[str, Any] = {"url": str(self.upstream.base)}
@@ -249,6 +256,7 @@ class Proxy:
         return upstream
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        self.models.update_metrics()
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
     @contextlib.asynccontextmanager
@@ -260,7 +268,7 @@ class Proxy:
                 )
                 if probe.status_code == 200:
                     self.note_engine(probe.headers)
-        await self.models.preload(self.settings.models())
+        await self.models.preload(self.settings.startup_models())
         from bridge.proxy.reload import SettingsReloader
 
         try:
@@ -304,17 +312,23 @@ def create_app(
     loader: Loader | None = None,
     config_path: str | None = None,
     upstream_override: str | Sequence[str] | None = None,
+    drain: Drain | None = None,
 ) -> Starlette:
     """The ASGI app. ``loader`` (model name, max length -> scorer) injects model faults in tests.
 
     ``config_path``: the settings file, re-read on SIGHUP or when it changes
-    (bridge.proxy.reload); ``upstream_override`` is re-applied to it (``--upstream``).
+    (bridge.proxy.reload); ``upstream_override`` is re-applied to it (``--upstream``);
+    ``drain``: the flag a shutdown sets (bridge.proxy.drain), a fresh one when not given.
     """
     from bridge.proxy.model_api import MODEL_API_PATHS, model_api_routes
     from bridge.proxy.search_routes import SearchRoutes
 
     proxy = Proxy(
-        settings, loader=loader, config_path=config_path, upstream_override=upstream_override
+        settings,
+        loader=loader,
+        config_path=config_path,
+        upstream_override=upstream_override,
+        drain=drain,
     )
     routes = [
         Route("/_bridge/health", proxy.health, methods=["GET"]),
@@ -332,7 +346,10 @@ def create_app(
             Route("/{index}/_msearch", msearch_routes, methods=["GET", "POST"]),
             Route("/{path:path}", _guard(proxy.passthrough, proxy), methods=ALL_METHODS),
         ]
-    middleware = [Middleware(AccessMiddleware, metrics=proxy.metrics, named_paths=MODEL_API_PATHS)]
+    middleware = [
+        Middleware(DrainMiddleware, drain=proxy.drain),
+        Middleware(AccessMiddleware, metrics=proxy.metrics, named_paths=MODEL_API_PATHS),
+    ]
     if settings.auth.api_key:  # the model routes check their own bearer token instead
         middleware.append(
             Middleware(
@@ -351,7 +368,9 @@ def create_app_from_env() -> Starlette:
     """uvicorn factory for worker processes (`rerank-bridge serve --workers N`)."""
     path = os.environ.get(CONFIG_ENV) or None
     urls = [u for u in os.environ.get(UPSTREAM_ENV, "").split(",") if u] or None
-    return create_app(load_settings_from_env(), config_path=path, upstream_override=urls)
+    return create_app(
+        load_settings_from_env(), config_path=path, upstream_override=urls, drain=PROCESS_DRAIN
+    )
 
 
 __all__ = ["BodyTooLargeError", "Proxy", "create_app", "create_app_from_env"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from bridge.proxy.microbatch import MicroBatcher
 from bridge.proxy.prometheus import ProxyMetrics
 from bridge.proxy.settings import BatchingSettings, ScorerSettings
+from bridge.scoring.availability import ModelBreaker
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,12 @@ def _load(model: str, max_length: int | None, settings: ScorerSettings) -> Any:
 
 
 class ModelPool:
+    """Scorers and micro-batchers of the proxy's models, behind the model breaker.
+
+    A model that failed to load is unavailable at once for every request (they fail open) while
+    the breaker retries it in the background; ``status()`` and ``ready()`` feed the health check.
+    """
+
     def __init__(
         self,
         scorer: ScorerSettings,
@@ -43,16 +51,31 @@ class ModelPool:
         loader: Loader | None = None,
     ) -> None:
         self._scorer_settings = scorer
-        self._loader: Loader = loader or (lambda model, length: _load(model, length, scorer))
+        if loader is None:  # the process-wide loader, whose breaker every door shares
+            from bridge.scoring import shared_scorers
+
+            self.breaker = shared_scorers.breaker
+            self._load: Loader = lambda model, length: _load(model, length, scorer)
+        else:  # injected (tests, faults): a breaker of its own around it
+            self.breaker = ModelBreaker()
+            self._load = lambda model, length: self.breaker.load(
+                model, lambda: loader(model, length)
+            )
         self._batching = batching
         self._metrics = metrics
         self._batchers: dict[ModelKey, MicroBatcher] = {}
         self._locks: dict[ModelKey, asyncio.Lock] = {}
-        self.errors: dict[str, str] = {}
+        self.configured: list[str] = []  # loaded at start-up: health waits for these
+        self._asked: set[str] = set()  # every model this pool was asked for
+
+    async def _loaded(self, model: str, max_length: int | None) -> Any:
+        self._asked.add(model)
+        self.breaker.guard(model)  # unavailable: fail now, not after a thread hop
+        return await asyncio.to_thread(self._load, model, max_length)
 
     async def scorer(self, model: str, max_length: int | None = None) -> Any:
         """The scorer itself (for embeddings of kNN query texts), loaded off the event loop."""
-        return await asyncio.to_thread(self._loader, model, max_length)
+        return await self._loaded(model, max_length)
 
     async def batcher(self, model: str, max_length: int | None = None) -> MicroBatcher:
         """The batcher for ``model``; loads it (off the event loop) on first use."""
@@ -60,17 +83,14 @@ class ModelPool:
         found = self._batchers.get(key)
         if found is not None:
             return found
+        self._asked.add(model)
+        self.breaker.guard(model)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             found = self._batchers.get(key)
             if found is not None:
                 return found
-            try:
-                scorer = await asyncio.to_thread(self._loader, model, max_length)
-            except Exception as exc:
-                self.errors[model] = f"{type(exc).__name__}: {exc}"
-                raise
-            self.errors.pop(model, None)
+            scorer = await self._loaded(model, max_length)
             self._metrics.caches.watch(model, scorer)
             # cached pairs are answered before the queue; only misses wait for a model run
             lookup = getattr(scorer, "lookup_scores", None)
@@ -95,15 +115,48 @@ class ModelPool:
             return batcher
 
     async def preload(self, models: list[str]) -> None:
+        """Load the configured models now; one that fails leaves the proxy up, health 503."""
+        self.configured = list(models)
         for model in models:
             try:
                 await self.batcher(model)
-            except Exception as exc:  # start anyway: searches fail open and health says why
-                logger.error("could not load model %s: %s", model, exc)
+            except Exception as exc:  # the breaker logged it once, with the fix
+                logger.debug("could not load model %s at start-up: %s", model, exc)
+        self.update_metrics()
 
-    def status(self) -> dict[str, str]:
-        loaded = {key[0]: "loaded" for key in self._batchers}
-        return {**{m: f"error: {e}" for m, e in self.errors.items()}, **loaded}
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per model: ``loaded``, ``unavailable`` (with reason, fix, retry) or ``not loaded``."""
+        loaded = {key[0] for key in self._batchers}
+        failing = self.breaker.status()
+        states: dict[str, dict[str, Any]] = {}
+        for model in sorted({*self.configured, *self._asked, *loaded}):
+            if model in failing:
+                states[model] = failing[model]
+            elif model in loaded:
+                states[model] = {"state": "loaded"}
+            elif model in self.configured:
+                states[model] = {"state": "not loaded"}  # e.g. loaded by a retry, not yet used
+        return states
+
+    def ready(self) -> bool:
+        """Every configured model loaded and no model this pool serves unavailable."""
+        return all(state["state"] == "loaded" for state in self.status().values())
+
+    async def refresh(self) -> None:
+        """Pick up configured models the breaker's retry has loaded since (cached: no reload)."""
+        loaded = {key[0] for key in self._batchers}
+        for model in self.configured:
+            if model not in loaded and not self.breaker.is_open(model):
+                with contextlib.suppress(Exception):
+                    await self.batcher(model)
+        self.update_metrics()
+
+    def update_metrics(self) -> None:
+        """`rerank_bridge_model_available{model}` (1/0) and its failed load attempts."""
+        for model, state in self.status().items():
+            available = state["state"] == "loaded"
+            self._metrics.model_available.labels(model).set(1 if available else 0)
+            self._metrics.model_load_failures.labels(model).set(state.get("failures", 0))
 
     async def aclose(self) -> None:
         for batcher in self._batchers.values():

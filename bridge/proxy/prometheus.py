@@ -9,6 +9,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -93,6 +94,18 @@ class ProxyMetrics:
             "rerank_bridge_upstream_errors",
             "Upstream exchanges that failed (unreachable or timed out)",
             ["kind"],
+            registry=self.registry,
+        )
+        self.model_available = Gauge(
+            "rerank_bridge_model_available",
+            "1 when the model is loaded, 0 while it cannot be (see /_bridge/health for why)",
+            ["model"],
+            registry=self.registry,
+        )
+        self.model_load_failures = Gauge(
+            "rerank_bridge_model_load_failures",
+            "Failed load attempts of a model since it last loaded (0 once loaded)",
+            ["model"],
             registry=self.registry,
         )
 

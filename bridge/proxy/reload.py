@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from bridge.errors import ConfigError
-from bridge.proxy.settings import load_settings
+from bridge.proxy.settings import MODELS_ENV, load_settings
 
 if TYPE_CHECKING:
     from bridge.proxy.app import Proxy
@@ -45,7 +46,11 @@ class SettingsReloader:
         metrics = self.proxy.metrics
         self._seen = self._signature()
         try:
-            new = load_settings(self.path, upstream=self.proxy.upstream_override)
+            new = load_settings(
+                self.path,
+                upstream=self.proxy.upstream_override,
+                models=json.loads(os.environ.get(MODELS_ENV) or "[]"),  # serve --model stays
+            )
         except ConfigError as exc:
             metrics.settings_reloads.labels("rejected").inc()
             logger.error(

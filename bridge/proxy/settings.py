@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 API_KEY_ENV = "RERANK_BRIDGE_API_KEY"
 CONFIG_ENV = "RERANK_BRIDGE_PROXY_CONFIG"
 UPSTREAM_ENV = "RERANK_BRIDGE_UPSTREAM"
+MODELS_ENV = "RERANK_BRIDGE_SERVE_MODELS"
 ENGINES = ("auto", "elasticsearch", "opensearch")
 
 
@@ -75,6 +77,10 @@ class LimitSettings:
     # idle client connections stay open this long; clients such as elasticsearch-py keep pools
     # for minutes, and a short timeout races their reuse of a connection (reset mid-request)
     keep_alive_s: float = 75.0
+    # on SIGTERM: serve this long with `Connection: close` and health 503 (clients and load
+    # balancers move off), then stop accepting and give in-flight requests drain_s to finish
+    drain_linger_s: float = 1.0
+    drain_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,9 @@ class ScorerSettings:
     # models clients may name in `rerank.model`; None: the configured ones plus FlashRank's names
     # (never an arbitrary local path from a request)
     allowed_models: tuple[str, ...] | None = None
+    # models loaded at start-up (`serve --model`, repeatable); the first is the default
+    # `rerank.model` when the settings name none
+    models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,9 +176,17 @@ class ProxySettings:
         return merged
 
     def models(self) -> list[str]:
-        """Every reranking model the configuration names (preloaded at start-up)."""
-        names = [self.rerank.get("model")] + [o.get("model") for o in self.indices.values()]
+        """Every reranking model the configuration names."""
+        names = [*self.scorer.models, self.rerank.get("model")]
+        names += [o.get("model") for o in self.indices.values()]
         return sorted({n for n in names if isinstance(n, str) and n})
+
+    def startup_models(self) -> list[str]:
+        """The models loaded at start-up: the configured ones, else the default model (which a
+        search without `rerank.model` would use), so health says at once if it cannot load."""
+        from bridge.config import DEFAULT_MODEL
+
+        return self.models() or [DEFAULT_MODEL]
 
     def allowed_models(self) -> frozenset[str]:
         """Model names a request may ask for (`scorer.allowed_models`, else configured + known)."""
@@ -265,9 +282,13 @@ def _check_url(url: object, where: str = "upstream.url") -> str:
 
 
 def settings_from_mapping(
-    raw: Mapping[str, Any], *, upstream: str | Sequence[str] | None = None
+    raw: Mapping[str, Any],
+    *,
+    upstream: str | Sequence[str] | None = None,
+    models: Sequence[str] = (),
 ) -> ProxySettings:
-    """Validate a parsed config file (``upstream``, one URL or several, overrides its nodes)."""
+    """Validate a parsed config file (``upstream``, one URL or several, overrides its nodes;
+    ``models`` join ``scorer.models``)."""
     known = {f.name for f in dataclasses.fields(ProxySettings)} - {"policies"}
     for key in raw:
         if key not in known:
@@ -287,14 +308,22 @@ def settings_from_mapping(
             raise ConfigError("must be a mapping", field=f"indices.{pattern}")
         policy, indices[pattern] = split_entry(str(pattern), overrides)
         policies.append(policy)
+    scorer_settings: ScorerSettings = _build(ScorerSettings, _section(raw, "scorer"), "scorer")
+    if models:
+        scorer_settings = dataclasses.replace(
+            scorer_settings, models=tuple(dict.fromkeys([*scorer_settings.models, *models]))
+        )
+    rerank = _section(raw, "rerank")
+    if scorer_settings.models and not rerank.get("model"):
+        rerank["model"] = scorer_settings.models[0]
     settings = ProxySettings(
         upstream=upstream_settings,
         limits=_build(LimitSettings, _section(raw, "limits"), "limits"),
         auth=_build(AuthSettings, auth_values, "auth"),
         batching=_build(BatchingSettings, _section(raw, "batching"), "batching"),
-        scorer=_build(ScorerSettings, _section(raw, "scorer"), "scorer"),
+        scorer=scorer_settings,
         model_api=_build(ModelApiSettings, model_api_values, "model_api"),
-        rerank=_frozen(_section(raw, "rerank")),
+        rerank=_frozen(rerank),
         indices=_frozen({str(k): _frozen(v) for k, v in indices.items()}),
         policies=PolicyTable(tuple(policies)),
         reload=_build(ReloadSettings, _section(raw, "reload"), "reload"),
@@ -387,14 +416,20 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_settings(
-    path: str | Path | None = None, *, upstream: str | Sequence[str] | None = None
+    path: str | Path | None = None,
+    *,
+    upstream: str | Sequence[str] | None = None,
+    models: Sequence[str] = (),
 ) -> ProxySettings:
-    """Settings from an optional config file; ``upstream`` (``--upstream``, repeatable) wins."""
+    """Settings from an optional config file; ``upstream`` (``--upstream``, repeatable) wins and
+    ``models`` (``--model``, repeatable) join ``scorer.models``."""
     raw = read_config_file(path) if path else {}
-    return settings_from_mapping(raw, upstream=upstream)
+    return settings_from_mapping(raw, upstream=upstream, models=models)
 
 
 def load_settings_from_env() -> ProxySettings:
-    """Settings for uvicorn workers: file in RERANK_BRIDGE_PROXY_CONFIG, URLs in *_UPSTREAM."""
+    """Settings for uvicorn workers: file in RERANK_BRIDGE_PROXY_CONFIG, URLs in *_UPSTREAM,
+    `--model` values in RERANK_BRIDGE_SERVE_MODELS (a JSON list)."""
     urls = [u for u in os.environ.get(UPSTREAM_ENV, "").split(",") if u]
-    return load_settings(os.environ.get(CONFIG_ENV) or None, upstream=urls or None)
+    models = json.loads(os.environ.get(MODELS_ENV) or "[]")
+    return load_settings(os.environ.get(CONFIG_ENV) or None, upstream=urls or None, models=models)

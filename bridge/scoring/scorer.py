@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 from bridge.config import DEFAULT_MAX_LENGTH
 from bridge.errors import InputError, ModelError
+from bridge.scoring.availability import ModelBreaker
 from bridge.scoring.chunking import ChunkingConfig, WindowScores, aggregate
 from bridge.scoring.embedding_cache import DEFAULT_EMBEDDING_CACHE_BYTES, EmbeddingCache
 from bridge.scoring.lru import CacheStats
@@ -583,6 +584,7 @@ class SharedScorers:
         self._sessions: dict[tuple[Any, ...], ort.InferenceSession] = {}
         self._locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._guard = threading.Lock()
+        self.breaker = ModelBreaker()
 
     def get(
         self,
@@ -604,17 +606,23 @@ class SharedScorers:
             if scorer is not None:
                 return scorer
             lock = self._locks.setdefault(key, threading.Lock())
-        with lock:  # loading can take seconds; other keys stay available meanwhile
-            scorer = self._scorers.get(key)
-            if scorer is None:
+
+        def load() -> CrossEncoderScorer | BiEncoderScorer:
+            with lock:  # loading can take seconds; other keys stay available meanwhile
+                found = self._scorers.get(key)
+                if found is not None:
+                    return found
                 files = _resolve(model, cache_path, download=True)
                 session = self._session(files, cache_path, providers, threads, spin)
-                scorer = _scorer_over(
+                made = _scorer_over(
                     files, session, max_length=max_length, cache_size=cache_size, caches=caches
                 )
                 with self._guard:
-                    self._scorers[key] = scorer
-            return scorer
+                    self._scorers[key] = made
+                return made
+
+        # a model that failed to load fails at once until the breaker's retry thread loads it
+        return self.breaker.load(str(model), load)
 
     def _session(
         self,
@@ -651,6 +659,7 @@ class SharedScorers:
             self._scorers.clear()
             self._sessions.clear()
             self._locks.clear()
+        self.breaker.reset()
 
 
 shared_scorers = SharedScorers()

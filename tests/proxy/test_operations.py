@@ -39,10 +39,21 @@ def test_access_log_has_no_credentials_or_query(
     assert (record["path"], record["status"], "secret" in lines[-1]) == ("/idx/_doc/1", 502, False)
 
 
-def test_serve_command_runs_a_healthy_proxy(es_upstream: str) -> None:
+def test_serve_command_runs_a_healthy_proxy(es_upstream: str, nano_cross_encoder_dir: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "serve", "--upstream", es_upstream, "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "serve",
+            "--upstream",
+            es_upstream,
+            "--port",
+            str(port),
+            "--model",
+            str(nano_cross_encoder_dir),
+        ],
         cwd=REPO,
         env={**os.environ, "RERANK_BRIDGE_OFFLINE": "1"},
         stdout=subprocess.DEVNULL,

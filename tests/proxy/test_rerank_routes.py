@@ -335,7 +335,10 @@ def test_health_lists_the_loaded_model(
     proxy: ProxyServer, es_index: str, nano_cross_encoder_dir: Path
 ) -> None:
     body = httpx.get(f"{proxy.url}/_bridge/health").json()
-    assert (body["status"], body["models"]) == ("ok", {str(nano_cross_encoder_dir): "loaded"})
+    assert (body["status"], body["models"]) == (
+        "ok",
+        {str(nano_cross_encoder_dir): {"state": "loaded"}},
+    )
 
 
 def test_request_cannot_load_an_arbitrary_model_path(
