@@ -54,12 +54,18 @@ def hostile_index(es_upstream: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def hostile_proxy(es_upstream: str, nano_cross_encoder_dir: Path) -> Iterator[ProxyServer]:
+def hostile_proxy(
+    es_upstream: str, nano_cross_encoder_dir: Path, bi_encoder_dir: Path
+) -> Iterator[ProxyServer]:
     proxy_settings = settings_from_mapping(
         {
             "upstream": es_upstream,
             "limits": {"max_body_bytes": 200_000},
-            "rerank": {"model": str(nano_cross_encoder_dir), "fields": [FIELD]},
+            "rerank": {
+                "model": str(nano_cross_encoder_dir),
+                "embedding_model": str(bi_encoder_dir),
+                "fields": [FIELD],
+            },
         }
     )
     with ProxyServer(create_app(proxy_settings)) as server:
@@ -265,3 +271,57 @@ def test_the_sweep_writes_what_json_dumps_never_does() -> None:
     lone = find(json_strings(), lambda text: "\\ud800" in text)
     nested = find(deep(), lambda text: len(text) > 4000)
     assert (json.loads(lone).count("\ud800"), len(nested) > 4000) == (lone.count("\\ud800"), True)
+
+
+# -- the same sweep on the model routes (Cohere, TEI, OpenAI shapes) ---------------------------
+
+MODEL_ROUTES = {
+    "/v1/rerank": ('"query"', '"documents"'),
+    "/v2/rerank": ('"query"', '"documents"'),
+    "/rerank": ('"query"', '"texts"'),
+    "/embed": (None, '"inputs"'),
+    "/v1/embeddings": (None, '"input"'),
+}
+extra_keys = st.sampled_from(
+    [
+        '"top_n"',
+        '"return_documents"',
+        '"raw_scores"',
+        '"truncate"',
+        '"model"',
+        '"max_tokens_per_doc"',
+    ]
+)
+
+
+@st.composite
+def model_requests(draw: st.DrawFn) -> tuple[str, bytes]:
+    route = draw(st.sampled_from(sorted(MODEL_ROUTES)))
+    query_key, docs_key = MODEL_ROUTES[route]
+    documents = st.one_of(st.lists(words, min_size=1, max_size=4).map(_array), words, values)
+    items = [(docs_key, draw(documents))]
+    if query_key is not None:
+        items.append((query_key, draw(st.one_of(words, words, values))))
+    items += draw(st.lists(st.tuples(extra_keys, st.one_of(json_numbers, values)), max_size=2))
+    if draw(st.booleans()):
+        items = draw(st.permutations(items))
+    return route, _object(items).encode("utf-8", "surrogatepass")
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_hostile_model_route_bodies_never_get_a_5xx(
+    hostile_proxy: ProxyServer, data: st.DataObject
+) -> None:
+    route, body = data.draw(model_requests())
+    response = post(hostile_proxy, route, body)
+    event(f"{route} {response.status_code}")
+    assert response.status_code not in range(500, 600) or response.status_code in (502, 504), (
+        body[:300],
+        response.text[:500],
+    )
+    response.json()  # always JSON, whatever the status
