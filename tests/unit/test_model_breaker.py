@@ -144,12 +144,13 @@ def test_shared_scorers_load_a_model_folder_that_appears_later(
 
     scorers = SharedScorers()
     scorers.breaker.first_retry_s = 0.1
+    scorers.breaker.max_retry_s = 0.5  # a retry may meet the folder half copied: keep trying
     folder = tmp_path / "model"
     try:
         with pytest.raises(ModelNotFoundError):
             scorers.get(str(folder))
         shutil.copytree(nano_cross_encoder_dir, folder)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while scorers.breaker.is_open(str(folder)) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(scorers.get(str(folder)).score("drill", ["cordless drill"])) == 1
