@@ -28,6 +28,7 @@ from bridge.proxy.upstream_nodes import (
     UpstreamNodes,
     backoff_s,
     is_read,
+    lost_a_node,
     redacted,
 )
 
@@ -212,10 +213,13 @@ class Upstream:
             else:
                 if response.status_code not in RETRY_STATUSES:
                     self.nodes.mark_live(node)
-                    return response
-                self.nodes.mark_dead(node)
-                if last or not retry_reads:
-                    return response
+                    if last or not retry_reads or not lost_a_node(response):
+                        return response
+                    # the coordinating node is fine; a shard copy's node vanished mid-search
+                else:
+                    self.nodes.mark_dead(node)
+                    if last or not retry_reads:
+                        return response
                 await response.aclose()
             logger.warning(
                 "upstream %s failed (attempt %d of %d), retrying on another node",

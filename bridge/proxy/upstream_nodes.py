@@ -8,7 +8,10 @@ What this module adds is the proxy's retry rule, stricter than a client library'
 proxy cannot know what a request means to its caller:
 
 - a *read* (GET/HEAD, or a POST to a search/count/mget endpoint) with a body held in memory is
-  retried on another node after a connection error or a 502/503, with jittered backoff;
+  retried on another node after a connection error or a 502/503, with jittered backoff, and so is
+  a 200 search answer that is partial because a node holding a shard vanished mid-search (the
+  engines resend a failed query phase to another copy, but not a shard request cut off by the
+  node's death: `_shards.failed` with `node_disconnected_exception`);
 - any request is retried when the connection could not even be opened (nothing was sent);
 - nothing else is ever resent: a write whose connection broke after it was sent may have been
   applied, and resending it could duplicate a document. The client gets a 502 and decides.
@@ -16,8 +19,10 @@ proxy cannot know what a request means to its caller:
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -41,6 +46,38 @@ READ_ENDPOINTS = frozenset(
         ("_validate", "query"),
     }
 )
+
+
+# shard failures that mean "the node holding this copy went away", not "this query is wrong"
+_LOST_NODE = (
+    b"node_disconnected_exception",
+    b"node_not_connected_exception",
+    b"node_closed_exception",
+    b"connect_transport_exception",
+)
+
+
+def lost_a_node(response: Any) -> bool:
+    """Whether a read answer (already read in full) is partial because a node died under it."""
+    content: bytes = response.content
+    headers = {name.lower(): value for name, value in response.headers}
+    if headers.get(b"content-encoding", b"identity") != b"identity":
+        return False  # compressed for the client: not inspected
+    if not any(marker in content for marker in _LOST_NODE):
+        return False  # the common case, decided without parsing
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        return False
+    answers = answer.get("responses", [answer]) if isinstance(answer, dict) else []
+    for item in answers:
+        shards = item.get("_shards") if isinstance(item, dict) else None
+        failures = shards.get("failures", []) if isinstance(shards, dict) else []
+        for failure in failures if isinstance(failures, list) else []:
+            reason = json.dumps(failure).encode()
+            if any(marker in reason for marker in _LOST_NODE):
+                return True
+    return False
 
 
 def is_read(method: str, raw_path: bytes) -> bool:

@@ -38,6 +38,8 @@ class FakeNode:
 
     name: str
     fail_first: int = 0
+    partial_first: int = 0  # 200 answers missing a shard: the next ones carry this reason
+    partial_reason: str = "node_disconnected_exception"
     seen: list[tuple[str, str]] = field(default_factory=list)
 
     def app(self) -> Starlette:
@@ -49,6 +51,12 @@ class FakeNode:
             if self.fail_first > 0:
                 self.fail_first -= 1
                 return JSONResponse({"error": "unavailable"}, status_code=503, headers=ES_HEADERS)
+            if self.partial_first > 0:
+                self.partial_first -= 1
+                failure = {"shard": 0, "reason": {"type": self.partial_reason}}
+                shards = {"total": 2, "successful": 1, "failed": 1, "failures": [failure]}
+                body = {"node": self.name, "_shards": shards, "hits": {"hits": []}}
+                return JSONResponse(body, headers=ES_HEADERS)
             return JSONResponse({"node": self.name, "hits": {"hits": []}}, headers=ES_HEADERS)
 
         methods = ["GET", "HEAD", "POST", "PUT", "DELETE"]
@@ -129,6 +137,27 @@ def test_a_search_answered_503_is_retried_on_another_node(
         {(200, "b")},
         1,
     )
+
+
+def test_a_search_missing_a_shard_of_a_vanished_node_is_resent(
+    start_proxy: StartProxy, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (first, first_url), (second, second_url) = fake_nodes
+    first.partial_first = second.partial_first = 1
+    proxy = start_proxy({"urls": [first_url, second_url]})
+    answer = httpx.post(f"{proxy.url}/idx/_search", json={}).json()
+    assert ("_shards" in answer, len(first.seen) + len(second.seen)) == (False, 3)
+
+
+def test_a_search_missing_a_shard_for_another_reason_is_answered_as_is(
+    start_proxy: StartProxy, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (first, first_url), (second, second_url) = fake_nodes
+    for node in (first, second):
+        node.partial_first, node.partial_reason = 1, "query_shard_exception"
+    proxy = start_proxy({"urls": [first_url, second_url]})
+    answer = httpx.post(f"{proxy.url}/idx/_search", json={}).json()
+    assert (answer["_shards"]["failed"], len(first.seen) + len(second.seen)) == (1, 1)
 
 
 # In the write tests the other node refuses connections, so whichever node the pool picks
