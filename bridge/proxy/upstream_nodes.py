@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,16 +58,31 @@ _LOST_NODE = (
 )
 
 
+_HEAD_BYTES = 1 << 16
+
+
+def _decoded(content: bytes, encoding: bytes, limit: int | None) -> bytes:
+    """The body without gzip/deflate (its first ``limit`` bytes); b"" when unreadable."""
+    if encoding == b"identity":
+        return content if limit is None else content[:limit]
+    if encoding not in (b"gzip", b"x-gzip", b"deflate"):
+        return b""
+    inflater = zlib.decompressobj(15 if encoding == b"deflate" else 31)
+    try:
+        return inflater.decompress(content, limit or 0)
+    except zlib.error:
+        return b""
+
+
 def lost_a_node(response: Any) -> bool:
     """Whether a read answer (already read in full) is partial because a node died under it."""
-    content: bytes = response.content
     headers = {name.lower(): value for name, value in response.headers}
-    if headers.get(b"content-encoding", b"identity") != b"identity":
-        return False  # compressed for the client: not inspected
-    if not any(marker in content for marker in _LOST_NODE):
-        return False  # the common case, decided without parsing
+    encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+    head = _decoded(response.content, encoding, _HEAD_BYTES)
+    if not any(marker in head for marker in _LOST_NODE):
+        return False  # the common case: `_shards.failures` comes first in an answer
     try:
-        answer = json.loads(content)
+        answer = json.loads(_decoded(response.content, encoding, None))
     except ValueError:
         return False
     answers = answer.get("responses", [answer]) if isinstance(answer, dict) else []

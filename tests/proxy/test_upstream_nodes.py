@@ -7,6 +7,8 @@ under load is tests/integration/test_cluster_faults.py.
 
 from __future__ import annotations
 
+import gzip
+import json
 import socket
 import threading
 import time
@@ -40,6 +42,7 @@ class FakeNode:
     fail_first: int = 0
     partial_first: int = 0  # 200 answers missing a shard: the next ones carry this reason
     partial_reason: str = "node_disconnected_exception"
+    gzip_partial: bool = False  # send the partial answers gzip-compressed
     seen: list[tuple[str, str]] = field(default_factory=list)
 
     def app(self) -> Starlette:
@@ -56,6 +59,10 @@ class FakeNode:
                 failure = {"shard": 0, "reason": {"type": self.partial_reason}}
                 shards = {"total": 2, "successful": 1, "failed": 1, "failures": [failure]}
                 body = {"node": self.name, "_shards": shards, "hits": {"hits": []}}
+                if self.gzip_partial:
+                    packed = gzip.compress(json.dumps(body).encode())
+                    headers = {**ES_HEADERS, "Content-Encoding": "gzip"}
+                    return Response(packed, media_type="application/json", headers=headers)
                 return JSONResponse(body, headers=ES_HEADERS)
             return JSONResponse({"node": self.name, "hits": {"hits": []}}, headers=ES_HEADERS)
 
@@ -139,11 +146,13 @@ def test_a_search_answered_503_is_retried_on_another_node(
     )
 
 
+@pytest.mark.parametrize("compressed", [False, True])
 def test_a_search_missing_a_shard_of_a_vanished_node_is_resent(
-    start_proxy: StartProxy, fake_nodes: list[tuple[FakeNode, str]]
+    start_proxy: StartProxy, fake_nodes: list[tuple[FakeNode, str]], compressed: bool
 ) -> None:
     (first, first_url), (second, second_url) = fake_nodes
     first.partial_first = second.partial_first = 1
+    first.gzip_partial = second.gzip_partial = compressed
     proxy = start_proxy({"urls": [first_url, second_url]})
     answer = httpx.post(f"{proxy.url}/idx/_search", json={}).json()
     assert ("_shards" in answer, len(first.seen) + len(second.seen)) == (False, 3)
