@@ -54,6 +54,9 @@ def main() -> int:
     parser.add_argument("--second-window", type=int, default=20)
     parser.add_argument("--alone-window", type=int, default=50)
     parser.add_argument("--cold", action="store_true", help="also run cascade-cold")
+    parser.add_argument(
+        "--first-fusion", default="replace", help="the first phase's fusion method (e.g. linear)"
+    )
     args = parser.parse_args()
     if not args.upstream:
         parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
@@ -80,13 +83,17 @@ def main() -> int:
         model=args.model,
         first=args.first,
         windows={"first": args.first_window, "second": args.second_window},
+        first_fusion=args.first_fusion,
         alone_window=args.alone_window,
         started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     )
 
     def phased(first_scorer: Any, second_scorer: Any) -> Callable[..., list[int]]:
         models = {"first": first_scorer, "second": second_scorer}
-        phases = [Phase("first", args.first_window), Phase("second", args.second_window)]
+        phases = [
+            Phase("first", args.first_window, FusionConfig.from_value(args.first_fusion)),
+            Phase("second", args.second_window),
+        ]
 
         def score(phase: Phase, query: str, passages: list[str], left: float | None) -> Any:
             return models[phase.model].score(query, passages)
