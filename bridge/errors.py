@@ -119,6 +119,13 @@ class EvalError(BridgeError):
     status = 400
 
 
+class TrainingError(BridgeError):
+    """Training or distillation could not run: bad judgments, base checkpoint or options."""
+
+    error_type = "rerank_training_exception"
+    status = 400
+
+
 __all__ = [
     "BridgeError",
     "ConfigError",
@@ -131,6 +138,7 @@ __all__ = [
     "NodeError",
     "OfflineError",
     "RerankTimeout",
+    "TrainingError",
     "UnsupportedSearchError",
     "UpstreamError",
     "UpstreamTimeout",

@@ -1,0 +1,326 @@
+"""`rerank-bridge distill`: a smaller, faster cross-encoder that learns a teacher's scores.
+
+No labels: any query log works. For each query the engine's BM25 top-``depth`` is scored by the
+teacher (its ONNX graph, through the product's own scorer), and a student made of a few of the
+teacher's layers (spread over its depth, first and last kept) learns those scores.
+
+Loss: listwise KL divergence between softmax(teacher logits) and softmax(student logits) over each
+query's list, plus a small MSE on the logits. Why listwise KL rather than margin-MSE: the rerank
+stage only ever orders one query's window of hits, and KL over the whole window uses every scored
+candidate at once (margin-MSE sees pairs, so it needs pair sampling to cover a list) and is blind
+to a constant shift of the teacher's scores. The MSE term (weight ``mse_weight``) keeps the
+student's scores on the teacher's scale, which matters for score-combining fusions (linear,
+rescore) and for thresholds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.errors import EvalError, TrainingError
+from bridge.training import engine as engine_mod
+from bridge.training.output import check_out, publish, staging
+from bridge.training.report import (
+    plot_training,
+    read_training_json,
+    write_results,
+    write_training_json,
+)
+from bridge.training.torch_model import FitLog, FitSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistillOptions:
+    teacher: Path
+    queries: Path
+    out: Path
+    engine: str
+    index: str | None = None
+    data: Path | None = None  # judgments: a temporary index if no --index, and the held-out eval
+    student_layers: int = 2
+    pairs: int | None = None
+    depth: int = 20
+    mse_weight: float = 0.1
+    temperature: float = 1.0
+    fit: FitSettings = field(default_factory=lambda: FitSettings(lr=1e-4, batch_size=40))
+    eval_queries: int = 300
+    eval_window: int = 50
+    int8: bool = False
+    overwrite: bool = False
+
+
+def read_query_file(path: Path) -> list[str]:
+    """Query texts: one per line (``.txt``), BEIR JSONL or ``qid<TAB>text``; duplicates dropped."""
+    if not path.is_file():
+        raise TrainingError(f"{path}: queries file not found")
+    if path.suffix in (".jsonl", ".tsv"):
+        from bridge.eval.datasets import load_queries
+
+        try:
+            texts = list(load_queries(path).values())
+        except EvalError as exc:
+            raise TrainingError(str(exc)) from None
+    else:
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    seen: dict[str, None] = {}
+    for text in texts:
+        if text:
+            seen.setdefault(text, None)
+    if not seen:
+        raise TrainingError(f"{path}: no queries")
+    return list(seen)
+
+
+def check_teacher(teacher: Path) -> None:
+    from bridge.training.torch_model import check_base
+
+    if not (teacher / "rerank_bridge.json").is_file():
+        raise TrainingError(
+            f"{teacher}: not a model folder written by `rerank-bridge train` "
+            "(no rerank_bridge.json)"
+        )
+    check_base(teacher)
+
+
+def run_distill(options: DistillOptions) -> dict[str, Any]:
+    from bridge.training.judgments import load_judgments
+    from bridge.training.split import split_queries
+
+    started = time.perf_counter()
+    check_out(options.out, options.overwrite)
+    check_teacher(options.teacher)
+    if options.student_layers < 1 or options.depth < 2:
+        raise TrainingError("--student-layers must be >= 1 and --depth >= 2")
+    texts = read_query_file(options.queries)
+    teacher_record = read_training_json(options.teacher)
+    judgments = load_judgments(options.data) if options.data is not None else None
+    split = None
+    if judgments is not None:
+        split_info = teacher_record.get("split", {})
+        from bridge.training.train import pinned_sample
+
+        pinned = split_info.get("pinned_sample", {})
+        split = split_queries(
+            judgments.queries,
+            float(split_info.get("holdout", 0.1)),
+            pinned_sample(
+                options.data or Path(), int(pinned.get("count", 0)), int(pinned.get("seed", 13))
+            ),
+        )
+        held = {judgments.queries[q] for q in split.held_out}
+        dropped = [t for t in texts if t in held]
+        if dropped:
+            logger.warning("%d queries are held out for the eval; not distilled on", len(dropped))
+        texts = [t for t in texts if t not in held]
+    rng = random.Random(options.fit.seed)
+    rng.shuffle(texts)
+    if options.pairs is not None:
+        texts = texts[: max(1, math.ceil(options.pairs / options.depth))]
+    client = engine_mod.connect_engine(options.engine)
+    try:
+        with staging(options.out) as stage:
+            if options.index is None and judgments is None:
+                raise TrainingError("distill needs --index NAME (or --data to index its passages)")
+            if options.index is None:
+                assert judgments is not None
+                context = engine_mod.passage_index(
+                    client, judgments, None, progress=options.fit.progress
+                )
+            else:
+                from bridge.training.judgments import Judgments
+
+                empty = Judgments("index", {}, {}, {}, 1, ("title", "text"), "")
+                context = engine_mod.passage_index(
+                    client, empty, options.index, progress=options.fit.progress
+                )
+            with context as (index, fields):
+                record = _distill_in(stage, options, texts, client, index, fields, judgments, split)
+            record["wall_seconds"] = round(time.perf_counter() - started, 1)
+            record["teacher_training"] = {
+                k: teacher_record[k]
+                for k in ("data", "base", "seed", "split")
+                if k in teacher_record
+            }
+            write_training_json(stage / options.out.name, record)
+            publish(stage / options.out.name, options.out)
+    finally:
+        client.close()
+    return record
+
+
+def teacher_logits(
+    teacher: Path, lists: Sequence[tuple[str, Sequence[str]]], progress: bool
+) -> list[list[float]]:
+    """The teacher's logits for every (query, passage) of each list, with the product's scorer."""
+    from bridge.eval.progress import progress_bar
+    from bridge.ranker import Ranker
+
+    ranker = Ranker(model_name=str(teacher))
+    out: list[list[float]] = []
+    total = sum(len(passages) for _, passages in lists)
+    bar = progress_bar(total, desc="teacher scores", unit="pair", enabled=progress)
+    try:
+        for query, passages in lists:
+            probs = ranker.score_pairs([(query, p) for p in passages])
+            out.append([_logit(p) for p in probs])
+            bar.update(len(passages))
+    finally:
+        bar.close()
+    return out
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return math.log(p) - math.log1p(-p)
+
+
+def _distill_in(
+    stage: Path,
+    options: DistillOptions,
+    texts: list[str],
+    client: Any,
+    index: str,
+    fields: Sequence[str],
+    judgments: Any,
+    split: Any,
+) -> dict[str, Any]:
+    from bridge.training import torch_model as tm
+    from bridge.training.train import evaluate_heldout, export
+
+    found = engine_mod.bm25_top_k(
+        client,
+        index,
+        fields,
+        texts,
+        options.depth,
+        progress=options.fit.progress,
+        desc="engine top-k",
+    )
+    lists = [(q, [p for _, p in hits if p]) for q, hits in zip(texts, found, strict=True)]
+    lists = [(q, ps) for q, ps in lists if len(ps) >= 2]
+    if not lists:
+        raise TrainingError("the engine found fewer than 2 passages for every query")
+    if options.pairs is not None:
+        kept: list[tuple[str, list[str]]] = []
+        count = 0
+        for item in lists:
+            if kept and count + len(item[1]) > options.pairs:
+                break
+            kept.append(item)
+            count += len(item[1])
+        lists = kept
+    scores = teacher_logits(options.teacher, lists, options.fit.progress)
+
+    teacher_layers = tm.layer_count(options.teacher)
+    keep = tm.spread_layers(teacher_layers, options.student_layers)
+    tm.seed_everything(options.fit.seed)
+    tm.set_threads(options.fit.threads)
+    student = tm.load_cross_encoder(options.teacher, layers=keep)
+    encoder = tm.PairEncoder(options.teacher / "tokenizer.json", options.fit.max_length)
+    groups = list(zip(lists, scores, strict=True))
+    per_batch = max(1, options.fit.batch_size // options.depth)
+
+    def batches(epoch: int) -> list[Any]:
+        chunks = tm.length_buckets(
+            groups,
+            per_batch,
+            lambda g: max(len(g[0][0]) + len(p) for p in g[0][1]),
+            options.fit.seed + epoch,
+        )
+        return [([(q, p) for (q, ps), _ in c for p in ps], [s for _, s in c]) for c in chunks]
+
+    def loss_fn(logits: Any, targets: Any) -> Any:
+        return listwise_kl_loss(logits, targets, options.temperature, options.mse_weight)
+
+    log = tm.fit(student, encoder, batches, loss_fn, options.fit, desc="distilling")
+    final = stage / options.out.name
+    export(student, options.teacher, final, options.int8, options.fit.max_length)
+
+    heldout: dict[str, Any] = {"queries": 0, "ndcg@10": {}, "report": None}
+    labels = {
+        options.teacher.name: f"the teacher ({teacher_layers} layers)",
+        final.name: f"the student (layers {keep} of the teacher)",
+        "bm25": "the engine alone",
+    }
+    if judgments is not None and split is not None:
+        heldout = evaluate_heldout(
+            judgments,
+            split,
+            [options.teacher, final],
+            client=client,
+            index=index,
+            fields=fields,
+            options=options,
+            out=final,
+        )
+    summary = {
+        "teacher": str(options.teacher),
+        "queries": f"{len(lists):,} from {options.queries}",
+        "pairs scored by the teacher": f"{log.pairs // options.fit.epochs:,}",
+        "student layers": f"{len(keep)} (teacher layers {keep} of {teacher_layers})",
+        "loss": f"listwise KL (T={options.temperature:g}) + {options.mse_weight:g} x MSE on logits",
+        "epochs, batch, lr, max length": (
+            f"{options.fit.epochs}, {options.fit.batch_size}, {options.fit.lr:g}, "
+            f"{options.fit.max_length}"
+        ),
+        "seed": options.fit.seed,
+        "training time": f"{log.seconds:.0f} s ({log.pairs_per_second:.1f} pairs/s)",
+    }
+    plot_training(final, log, heldout["ndcg@10"], {})
+    write_results(final, f"Distilling {options.out.name}", summary, heldout["report"], labels)
+    return {
+        "kind": "distill",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "teacher": str(options.teacher),
+        "queries_file": str(options.queries),
+        "queries": len(lists),
+        "depth": options.depth,
+        "student_layers": keep,
+        "loss": {"listwise_kl_temperature": options.temperature, "mse_weight": options.mse_weight},
+        "seed": options.fit.seed,
+        "fit": asdict(options.fit),
+        "log": _log_record(log),
+        "heldout": {k: v for k, v in heldout.items() if k != "report"},
+        "engine_index": options.index or "temporary",
+    }
+
+
+def _log_record(log: FitLog) -> dict[str, Any]:
+    return {
+        "steps": log.steps,
+        "pairs": log.pairs,
+        "seconds": round(log.seconds, 1),
+        "pairs_per_second": round(log.pairs_per_second, 1),
+        "losses": log.losses,
+    }
+
+
+def listwise_kl_loss(
+    logits: Any, lists: Sequence[Sequence[float]], temperature: float, mse_weight: float
+) -> Any:
+    """Mean over lists of KL(softmax(teacher / T) || softmax(student / T)) + w x MSE(logits)."""
+    import torch
+
+    total = logits.new_zeros(())
+    start = 0
+    for teacher in lists:
+        n = len(teacher)
+        student = logits[start : start + n]
+        target = torch.tensor(teacher, dtype=logits.dtype)
+        log_p = torch.log_softmax(student / temperature, dim=0)
+        q = torch.softmax(target / temperature, dim=0)
+        total = total + torch.sum(q * (torch.log(q.clamp_min(1e-12)) - log_p)) * temperature**2
+        if mse_weight:
+            total = total + mse_weight * torch.mean((student - target) ** 2)
+        start += n
+    return total / max(1, len(lists))
