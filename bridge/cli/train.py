@@ -89,6 +89,12 @@ def add_fit_args(parser: argparse.ArgumentParser, *, lr: float, batch_size: int)
     parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--max-length", type=int, default=64, help="tokens per query+passage")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--head-lr-scale",
+        type=float,
+        default=1.0,
+        help="learning rate multiplier of the classification head (new on a bi-encoder base)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -102,6 +108,7 @@ def fit_settings(args: argparse.Namespace) -> object:
         lr=args.lr,
         max_length=args.max_length,
         seed=args.seed,
+        head_lr_scale=args.head_lr_scale,
         threads=args.threads,
         progress=not args.no_progress,
     )

@@ -102,6 +102,9 @@ def run_distill(options: DistillOptions) -> dict[str, Any]:
     if options.student_layers < 1 or options.depth < 2:
         raise TrainingError("--student-layers must be >= 1 and --depth >= 2")
     texts = read_query_file(options.queries)
+    from bridge.training.torch_model import require_stack
+
+    require_stack()
     teacher_record = read_training_json(options.teacher)
     judgments = load_judgments(options.data) if options.data is not None else None
     split = None

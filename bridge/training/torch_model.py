@@ -41,6 +41,8 @@ class FitSettings:
     seed: int = 13
     warmup: float = 0.1
     weight_decay: float = 0.01
+    # The classification head is new when the base is a bi-encoder: it may learn faster.
+    head_lr_scale: float = 1.0
     threads: int | None = None
     progress: bool = True
 
@@ -63,6 +65,12 @@ class FitLog:
     @property
     def pairs_per_second(self) -> float:
         return self.pairs / self.seconds if self.seconds else 0.0
+
+
+def require_stack() -> None:
+    """Fail before any work when the `train` extra is missing (the CLI names the extra)."""
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
 
 
 def check_base(base: Path) -> None:
@@ -181,13 +189,18 @@ def fit(
         raise TrainingError("nothing to train on")
     no_decay = ("bias", "LayerNorm.weight")
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {
-            "params": [p for n, p in trainable if not n.endswith(no_decay)],
-            "weight_decay": settings.weight_decay,
-        },
-        {"params": [p for n, p in trainable if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
+    groups = []
+    for head in (False, True):
+        lr = settings.lr * (settings.head_lr_scale if head else 1.0)
+        for decay in (True, False):
+            params = [
+                p
+                for n, p in trainable
+                if n.startswith("classifier.") == head and n.endswith(no_decay) != decay
+            ]
+            if params:
+                wd = settings.weight_decay if decay else 0.0
+                groups.append({"params": params, "lr": lr, "weight_decay": wd})
     optimizer = torch.optim.AdamW(groups, lr=settings.lr)
     warmup = max(1, int(total_steps * settings.warmup))
 

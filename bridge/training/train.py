@@ -68,11 +68,12 @@ def pinned_sample(data: Path, count: int, seed: int) -> list[str]:
 
 def run_train(options: TrainOptions) -> dict[str, Any]:
     started = time.perf_counter()
-    from bridge.training.torch_model import check_base
+    from bridge.training.torch_model import check_base, require_stack
 
     check_out(options.out, options.overwrite)
     judgments = load_judgments(options.data)
     check_base(options.base)
+    require_stack()
     split = split_queries(
         judgments.queries,
         options.holdout,
