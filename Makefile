@@ -29,11 +29,12 @@ test: setup models lint
 	$(PY) -m pytest
 
 # The data check runs first, with the system python and nothing installed: a clone without
-# ../shared stops at once, saying what it needs. DEMO_ARGS passes options (e.g. --queries 10).
+# ../shared stops at once, saying what it needs. DEMO_ARGS passes options (e.g. --queries 10);
+# `make demo TRAIN=1` adds the optional training step (README "Train your own reranker").
 demo:
 	@$(PYTHON) bridge/devtools/demo_data.py
 	@$(MAKE) --no-print-directory setup models
-	$(PY) -m bridge.devtools.demo $(DEMO_ARGS)
+	$(PY) -m bridge.devtools.demo $(DEMO_ARGS) $(if $(TRAIN),--train)
 
 bench: setup models
 	$(PY) benchmarks/vs_flashrank.py

@@ -49,6 +49,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--windows", default="20,50", help="rerank windows for the eval")
     parser.add_argument("--no-vectors", action="store_true", help="skip kNN and hybrid")
     parser.add_argument("--no-msmarco", action="store_true", help="skip the TREC-DL19 eval")
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="also train a Home Depot reranker on the demo's index, holding the eval's queries "
+        "out (PyTorch: the train extra), and evaluate it beside the shared one",
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "eval-out" / "demo")
     parser.add_argument(
         "--update-docs",
@@ -297,6 +303,13 @@ def run(args: argparse.Namespace) -> int:
                 f"[dim]first side-by-side {time.perf_counter() - ready:.0f} s after the node "
                 f"was up ({time.perf_counter() - started:.0f} s since start)[/]"
             )
+            if args.train:
+                from bridge.training.demo_step import train_demo_model
+
+                trained = REPO_ROOT / ".cache" / "train" / "demo-homedepot"
+                args.trained = str(
+                    train_demo_model(console, url, homedepot, INDEX, args.queries, trained)
+                )
             reports = evaluate_all(console, client, args, model, bi_dir, products)
         finally:
             client.indices.delete(index=INDEX, ignore_unavailable=True)
@@ -355,7 +368,7 @@ def evaluate_all(
     dataset = load_homedepot(homedepot, max_queries=args.queries)
     console.rule(f"eval: Home Depot ({len(dataset.queries)} queries)")
     settings = EvalSettings(
-        models=[model],
+        models=[model, *([args.trained] if getattr(args, "trained", None) else [])],
         windows=[int(w) for w in args.windows.split(",")],
         text_fields=("title",),
         vector_field="embedding" if embed is not None else None,

@@ -1,6 +1,6 @@
 """Held-out evaluation before and after training, through the product's own eval.
 
-With an engine, the held-out queries run through :class:`bridge.eval.runner.EvalRunner` exactly
+With an engine, the held-out queries run through :class:`bridge.eval.systems.EvalRunner` exactly
 as `rerank-bridge eval` runs them (BM25, then BM25 top-``window`` reranked by each model, fusion
 ``replace``). Without one, each held-out query's judged passages are reranked by each model (no
 engine needed; a weaker test, said so in the report) and scored by the eval's metrics.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.eval.choice import display_name
-from bridge.eval.metrics import evaluate
+from bridge.eval.ir_metrics import evaluate
 from bridge.eval.progress import progress_bar
 from bridge.eval.results import EvalReport, SystemResult
 from bridge.training.judgments import Judgments
@@ -48,7 +48,7 @@ def heldout_report(
         f"scale (max {judgments.scale}); unjudged passages count as non-relevant.",
     ]
     if client is not None and index is not None:
-        from bridge.eval.runner import EvalRunner, EvalSettings
+        from bridge.eval.systems import EvalRunner, EvalSettings
 
         settings = EvalSettings(
             models=list(models), windows=[window], text_fields=tuple(fields), progress=progress

@@ -32,6 +32,7 @@ EXTRAS = (
     "langchain",
     "llamaindex",
     "node",
+    "train",
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -92,7 +93,16 @@ assert len(out) == 2 and all(isinstance(n.score, float) for n in out)
 """
 
 # (pyyaml is not listed: tokenizers pulls it in through huggingface_hub)
-NOT_IN_CORE = ("elasticsearch", "opensearchpy", "starlette", "uvicorn", "onnx", "langchain_core")
+NOT_IN_CORE = (
+    "elasticsearch",
+    "opensearchpy",
+    "starlette",
+    "uvicorn",
+    "onnx",
+    "langchain_core",
+    "torch",
+    "transformers",
+)
 
 
 @pytest.fixture(scope="session")
@@ -249,3 +259,6 @@ def test_wheel_installs_with_extra_and_runs(
     elif extra == "node":
         _run(venv, "rerank-bridge", "node", "start", "--help")
         _run(venv, "python", "-c", NODE_CERTS)
+    elif extra == "train":
+        _run(venv, "rerank-bridge", "train", "--help")
+        _run(venv, "python", "-c", "import torch, transformers, bridge.training.torch_model")
