@@ -184,3 +184,16 @@ def test_distill_with_an_empty_query_file_fails_in_one_line(
     code, err = _run_cli([*argv, "--engine", "http://127.0.0.1:9"], capsys)
     assert (code, err) == (2, f"rerank-bridge: error: {queries}: no queries")
     assert not out.exists()
+
+
+def test_the_demos_100_query_sample_is_held_out_of_training(homedepot_dir: Path) -> None:
+    from bridge.eval.datasets import load_homedepot
+    from bridge.training.train import pinned_sample
+
+    judgments = load_judgments(homedepot_dir)
+    sample = pinned_sample(homedepot_dir, 100, 13)
+    split = split_queries(judgments.queries, 0.1, sample)
+    demo = set(load_homedepot(homedepot_dir, max_queries=100).queries.values())  # as the demo
+    trained = {judgments.queries[q] for q in split.train}
+    held = {judgments.queries[q] for q in split.held_out}
+    assert (len(demo), len(split.pinned), demo & trained, demo <= held) == (100, 100, set(), True)
