@@ -203,7 +203,7 @@ def parity(size: str, flash: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     from bridge import load_scorer
     from bridge.models import resolve_model
-    from bridge.scoring.scorer import CacheBounds, _scorer_over
+    from bridge.scoring.loader import ScorerOptions, scorer_over
 
     # caches off: every request is tokenized and scored in full, as FlashRank does
     one_batch = {"token_budget": 10**9, "parallel_batches": 1, "token_cache_bytes": 0}
@@ -211,14 +211,12 @@ def parity(size: str, flash: Any, args: argparse.Namespace) -> dict[str, Any]:
         MODELS[size], cache_dir=args.cache_dir, max_length=args.max_length, **one_batch
     )
     files = resolve_model(MODELS[size], cache_dir=args.cache_dir, download=False)
-    plain = _scorer_over(
+    plain = scorer_over(
         files,
         ort.InferenceSession(str(files.onnx_path), providers=["CPUExecutionProvider"]),
-        max_length=args.max_length,
-        cache_size=0,
-        token_budget=10**9,
-        parallel_batches=1,
-        caches=CacheBounds(0, 0, 0),
+        ScorerOptions(
+            max_length=args.max_length, cache_size=0, embedding_cache_bytes=0, **one_batch
+        ),
     )
     rng = random.Random(args.seed + 1)
     worst = {"same_graph": 0.0, "one_batch": 0.0}

@@ -18,8 +18,7 @@ import numpy.typing as npt
 
 from bridge.config import DEFAULT_MODEL
 from bridge.errors import InputError
-from bridge.scoring import shared_scorers
-from bridge.scoring.scorer import BiEncoderScorer, CacheBounds, CrossEncoderScorer
+from bridge.scoring import BiEncoderScorer, CrossEncoderScorer, shared_scorers
 from bridge.scoring.token_cache import DEFAULT_TOKEN_CACHE_BYTES
 
 
@@ -80,7 +79,7 @@ class Ranker:
             threads=threads,
             cache_size=cache_size,
             spin=spin,
-            caches=CacheBounds(token=token_cache_bytes),
+            token_cache_bytes=token_cache_bytes,
         )
 
     def rerank(self, request: RerankRequest, *, top_n: int | None = None) -> list[dict[str, Any]]:

@@ -1,36 +1,33 @@
 """``RerankingSearch`` / ``AsyncRerankingSearch``: ``rerank=True`` over a user's search client.
 
-Thin adapters over ``bridge.pipeline``: they merge keyword arguments into one search body, plan,
-embed ``knn.query_text`` when asked, call the user's client, score the window and build the answer.
-They return what the client returns (an ``ObjectApiResponse`` with the same ``meta`` for
-elasticsearch-py, a ``dict`` for opensearch-py). Without ``rerank`` the call is passed through
-untouched.
+Thin doors over ``bridge.pipeline.flow``: they merge keyword arguments into one search body and
+drive ``rerank_flow``, performing its effects (embed kNN query texts, search with the user's
+client, score the window) and nothing else. They return what the client returns (an
+``ObjectApiResponse`` with the same ``meta`` for elasticsearch-py, a ``dict`` for opensearch-py).
+Without ``rerank`` the call is passed through untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bridge.config import RerankConfig
-from bridge.errors import ModelError, UpstreamError
-from bridge.pipeline import (
-    Outcome,
-    Plan,
-    ScoreFn,
-    build_answer,
-    failed_outcome,
-    plan_search,
-    score_window,
-    score_window_async,
-    with_query_vectors,
+from bridge.errors import UpstreamError
+from bridge.pipeline.flow import (
+    Embed,
+    Flow,
+    Score,
+    Search,
+    SearchRequest,
+    arun_flow,
+    rerank_flow,
+    run_flow,
 )
 
-logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Search keyword arguments that belong in the request body (elasticsearch-py's body fields).
 _BODY_KEYS = frozenset(
@@ -137,9 +134,9 @@ class _Base:
             self._executor.shutdown(wait=False)
             self._executor = None
 
-    def _prepare(
+    def _request(
         self, body: Mapping[str, Any] | None, rerank: Any, kwargs: dict[str, Any]
-    ) -> Plan | None:
+    ) -> SearchRequest | None:
         section = rerank
         if body is not None and "rerank" in body and rerank in (None, True):
             section = body["rerank"]
@@ -147,23 +144,7 @@ class _Base:
             return None
         config = RerankConfig.from_value(section, self.defaults)
         merged, params = split_search_args(body, kwargs)
-        plan = plan_search(merged, config, params, engine=self.engine)
-        if plan.status == "unsupported":
-            logger.warning("search passed through without reranking: %s", plan.reason)
-        return plan
-
-    def _score_fn(self, config: RerankConfig) -> ScoreFn:
-        return self.scorers.get(config.model, max_length=config.max_length).score
-
-    def _embed(self, plan: Plan) -> Plan:
-        try:
-            scorer = self.scorers.get(plan.config.embedding_model)
-            vectors = [[float(x) for x in row] for row in scorer.embed(list(plan.embed_texts))]
-        except ModelError:
-            raise
-        except Exception as exc:
-            raise ModelError(f"embedding knn query_text failed: {exc}") from exc
-        return with_query_vectors(plan, vectors)
+        return SearchRequest(merged, config, params, engine=self.engine, section=section)
 
 
 class RerankingSearch(_Base):
@@ -181,26 +162,12 @@ class RerankingSearch(_Base):
         self, *, body: Mapping[str, Any] | None = None, rerank: Any = None, **kwargs: Any
     ) -> Any:
         """Run a search; with ``rerank`` (``True``, a dict, a ``RerankConfig``) rerank it."""
-        plan = self._prepare(body, rerank, kwargs)
-        if plan is None:
+        request = self._request(body, rerank, kwargs)
+        if request is None:
             return self.client.search(**_passthrough(body, kwargs))
-        if plan.embed_texts:
-            plan = self._embed(plan)
-        started = time.perf_counter()
-        response = self.client.search(body=plan.body, **plan.params)
-        engine_ms = _ms_since(started)
-        raw = _body_of(response)
-        if plan.status != "rerank":
-            outcome = Outcome(status=plan.status)
-        else:
-            try:
-                score = self._score_fn(plan.config)
-            except Exception as exc:
-                outcome = failed_outcome(plan, exc)
-            else:
-                executor = self._pool() if plan.config.timeout_ms is not None else None
-                outcome = score_window(raw, plan, score, executor=executor)
-        return _rebuild(response, build_answer(raw, plan, _with_engine_time(outcome, engine_ms)))
+        door = SyncDoor(self)
+        done = run_flow(Flow(rerank_flow(request)), door)
+        return _rebuild(door.response, done.answer)
 
     def close(self) -> None:
         self._shutdown()
@@ -210,6 +177,31 @@ class RerankingSearch(_Base):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SyncDoor:
+    """Performs one flow's effects in the caller's thread; scoring under a timeout on the pool."""
+
+    def __init__(self, owner: _Base) -> None:
+        self.owner = owner
+        self.response: Any = None
+
+    def embed(self, effect: Embed) -> Any:
+        return self.owner.scorers.get(effect.model).embed(list(effect.texts))
+
+    def search(self, effect: Search) -> Mapping[str, Any]:
+        self.response = self.owner.client.search(body=effect.body, **effect.params)
+        return _body_of(self.response)
+
+    def scorer(self, effect: Score) -> _Scorer:
+        return self.owner.scorers.get(effect.model, max_length=effect.max_length)
+
+    def score(self, effect: Score) -> list[float]:
+        scorer = self.scorer(effect)
+        if effect.timeout_s is None:
+            return scorer.score(effect.query, effect.passages)
+        work = self.owner._pool().submit(scorer.score, effect.query, effect.passages)
+        return work.result(timeout=effect.timeout_s)
 
 
 class AsyncRerankingSearch(_Base):
@@ -223,26 +215,12 @@ class AsyncRerankingSearch(_Base):
         self, *, body: Mapping[str, Any] | None = None, rerank: Any = None, **kwargs: Any
     ) -> Any:
         """Run a search; with ``rerank`` (``True``, a dict, a ``RerankConfig``) rerank it."""
-        plan = self._prepare(body, rerank, kwargs)
-        if plan is None:
+        request = self._request(body, rerank, kwargs)
+        if request is None:
             return await self.client.search(**_passthrough(body, kwargs))
-        loop = asyncio.get_running_loop()
-        if plan.embed_texts:
-            plan = await loop.run_in_executor(self._pool(), self._embed, plan)
-        started = time.perf_counter()
-        response = await self.client.search(body=plan.body, **plan.params)
-        engine_ms = _ms_since(started)
-        raw = _body_of(response)
-        if plan.status != "rerank":
-            outcome = Outcome(status=plan.status)
-        else:
-            try:
-                score = await loop.run_in_executor(self._pool(), self._score_fn, plan.config)
-            except Exception as exc:
-                outcome = failed_outcome(plan, exc)
-            else:
-                outcome = await score_window_async(raw, plan, score, executor=self._pool())
-        return _rebuild(response, build_answer(raw, plan, _with_engine_time(outcome, engine_ms)))
+        door = AsyncDoor(self)
+        flow = await arun_flow(Flow(rerank_flow(request)), door)
+        return _rebuild(door.response, flow.done().answer)
 
     async def close(self) -> None:
         self._shutdown()
@@ -252,6 +230,30 @@ class AsyncRerankingSearch(_Base):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class AsyncDoor:
+    """Performs one flow's effects from the event loop: model work on the wrapper's threads."""
+
+    def __init__(self, owner: _Base) -> None:
+        self.owner = owner
+        self.sync = SyncDoor(owner)
+        self.response: Any = None
+
+    async def embed(self, effect: Embed) -> Any:
+        return await self._off_loop(self.sync.embed, effect)
+
+    async def search(self, effect: Search) -> Mapping[str, Any]:
+        self.response = await self.owner.client.search(body=effect.body, **effect.params)
+        return _body_of(self.response)
+
+    async def score(self, effect: Score) -> list[float]:
+        scorer = await self._off_loop(self.sync.scorer, effect)
+        scoring = self._off_loop(scorer.score, effect.query, effect.passages)
+        return await asyncio.wait_for(scoring, effect.timeout_s)
+
+    def _off_loop(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        return asyncio.get_running_loop().run_in_executor(self.owner._pool(), fn, *args)
 
 
 def split_search_args(
@@ -292,22 +294,6 @@ def _rebuild(response: Any, answer: dict[str, Any]) -> Any:
     if meta is not None and hasattr(response, "body"):
         return type(response)(body=answer, meta=meta)
     return answer
-
-
-def _with_engine_time(outcome: Outcome, engine_ms: float) -> Outcome:
-    timings = dict(outcome.timings_ms)
-    timings["engine"] = engine_ms
-    return Outcome(
-        status=outcome.status,
-        model_scores=outcome.model_scores,
-        error=outcome.error,
-        missing=outcome.missing,
-        timings_ms=timings,
-    )
-
-
-def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000.0, 3)
 
 
 __all__ = ["AsyncRerankingSearch", "RerankingSearch", "ScorerRegistry", "split_search_args"]

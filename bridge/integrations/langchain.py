@@ -195,7 +195,7 @@ class BridgeEmbeddings(BaseModel, Embeddings):
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors: list[list[float]] = (await self._scorer.aembed(texts)).tolist()
+        vectors: list[list[float]] = (await asyncio.to_thread(self._scorer.embed, texts)).tolist()
         return vectors
 
     async def aembed_query(self, text: str) -> list[float]:

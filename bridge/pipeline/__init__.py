@@ -1,13 +1,27 @@
 """The one reranking pipeline shared by the wrapper, the proxy and the integrations.
 
-``plan_search`` -> engine call (the adapter's job) -> ``score_window`` (``passage_texts`` + the
-injected scorer, fail-open) -> ``build_answer`` (``fuse``, reorder, paginate, restore ``_source``).
-Everything but the runner is a pure function over plain dicts.
+``rerank_flow`` (``bridge.pipeline.flow``) runs the steps in order without doing any I/O:
+``plan_search`` -> [embed kNN query texts] -> engine search -> ``passage_texts`` + scoring
+(fail-open) -> ``build_answer`` (``fuse``, reorder, paginate, restore ``_source``). It yields the
+effects (``Embed``, ``Search``, ``Score``) and the doors (sync wrapper, async wrapper, proxy)
+perform them. Every step is a pure function over plain dicts.
 """
 
 from __future__ import annotations
 
 from bridge.pipeline.answer import Outcome, OutcomeStatus, build_answer
+from bridge.pipeline.flow import (
+    Effect,
+    Embed,
+    Flow,
+    Reranked,
+    Score,
+    Search,
+    SearchRequest,
+    arun_flow,
+    rerank_flow,
+    run_flow,
+)
 from bridge.pipeline.fuse import fuse, fused_order, normalize, ranks
 from bridge.pipeline.plan import (
     Plan,
@@ -17,31 +31,26 @@ from bridge.pipeline.plan import (
     with_query_vectors,
 )
 from bridge.pipeline.querytext import extract_query_text
-from bridge.pipeline.runner import (
-    AnyScoreFn,
-    AsyncScoreFn,
-    ScoreFn,
-    failed_outcome,
-    rerank_response,
-    score_window,
-    score_window_async,
-)
 from bridge.pipeline.source import SourceFilter, apply_source_filter, parse_source_filter
 from bridge.pipeline.texts import Passages, passage_texts
 
 __all__ = [
-    "AnyScoreFn",
-    "AsyncScoreFn",
+    "Effect",
+    "Embed",
+    "Flow",
     "Outcome",
     "OutcomeStatus",
     "Passages",
     "Plan",
-    "ScoreFn",
+    "Reranked",
+    "Score",
+    "Search",
+    "SearchRequest",
     "SourceFilter",
     "apply_source_filter",
+    "arun_flow",
     "build_answer",
     "extract_query_text",
-    "failed_outcome",
     "find_query_text",
     "fuse",
     "fused_order",
@@ -50,9 +59,8 @@ __all__ = [
     "passage_texts",
     "plan_search",
     "ranks",
-    "rerank_response",
-    "score_window",
-    "score_window_async",
+    "rerank_flow",
+    "run_flow",
     "unsupported_reason",
     "with_query_vectors",
 ]

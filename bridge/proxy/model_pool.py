@@ -21,7 +21,6 @@ Loader = Callable[[str, "int | None"], Any]
 
 def _load(model: str, max_length: int | None, settings: ScorerSettings) -> Any:
     from bridge.scoring import shared_scorers
-    from bridge.scoring.scorer import CacheBounds
 
     return shared_scorers.get(
         model,
@@ -29,9 +28,9 @@ def _load(model: str, max_length: int | None, settings: ScorerSettings) -> Any:
         max_length=max_length,
         threads=settings.threads,
         cache_size=settings.cache_size,
-        caches=CacheBounds(
-            settings.cache_bytes, settings.token_cache_bytes, settings.embedding_cache_bytes
-        ),
+        cache_bytes=settings.cache_bytes,
+        token_cache_bytes=settings.token_cache_bytes,
+        embedding_cache_bytes=settings.embedding_cache_bytes,
     )
 
 

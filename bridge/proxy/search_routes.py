@@ -1,12 +1,13 @@
-"""Rerank routes: `_search` and `_msearch`, adapting HTTP to the pure pipeline (bridge.pipeline).
+"""Rerank routes: `_search` and `_msearch`, doors of the sans-I/O rerank flow (bridge.pipeline).
 
 A search is reranked when its body has a `rerank` section or the URL has `?rerank=true`; both are
 stripped before the engine sees the request. A search with neither goes through byte for byte, as
 on every other path, unless its index's policy says otherwise (bridge.proxy.policy: `always`,
 `never`, A/B buckets; `always` reranks only searches the bridge can rerank honestly, the others
-go through byte for byte). The pipeline does the work (plan, texts, scoring runner, fuse,
-answer); this module only reads and writes HTTP and feeds the micro-batcher to the runner as its
-scorer.
+go through byte for byte). The flow does the work (plan, texts, fail-open scoring, fuse, answer);
+this module reads HTTP, performs the flow's effects (embedding and the micro-batcher on the model
+pool, the engine request on the upstream pool) and writes HTTP: `send`, `rerank`, `encode`.
+`_msearch` drives one flow per search and sends their engine searches as one request.
 """
 
 from __future__ import annotations
@@ -25,16 +26,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.config import RerankConfig
-from bridge.errors import ConfigError, ModelError
-from bridge.pipeline import (
-    Outcome,
-    Plan,
-    build_answer,
-    failed_outcome,
-    plan_search,
-    score_window_async,
-    with_query_vectors,
-)
+from bridge.errors import ConfigError
+from bridge.pipeline.answer import Outcome
+from bridge.pipeline.flow import Embed, Flow, Score, Search, SearchRequest, arun_flow, rerank_flow
+from bridge.pipeline.plan import plan_search
 from bridge.proxy.app import BodyTooLargeError, Proxy
 from bridge.proxy.policy import Bucket, Intent, Resolution, decide
 from bridge.proxy.upstream import UpstreamResponse, end_to_end
@@ -109,15 +104,41 @@ def dump(value: Any) -> bytes:
 
 @dataclass
 class SubSearch:
-    """One search to rerank: its plan and, once the engine answered, the outcome."""
+    """One search to rerank: its flow (waiting for the engine's answer) and its config."""
 
-    plan: Plan
-    outcome: Outcome | None = None
+    flow: Flow
+    config: RerankConfig
+
+    def search(self) -> Search:
+        effect = self.flow.effect
+        if not isinstance(effect, Search):
+            raise RuntimeError(f"flow waits for {effect!r}, not for the engine search")
+        return effect
+
+    def outcome(self) -> Outcome:
+        return self.flow.result.outcome if self.flow.result else Outcome(status="skipped")
+
+
+class ModelDoor:
+    """Performs the flows' model effects: embeddings and the per-model micro-batcher."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.models = proxy.models
+
+    async def embed(self, effect: Embed) -> Any:
+        scorer = await self.models.scorer(effect.model)
+        return await asyncio.to_thread(scorer.embed, list(effect.texts))
+
+    async def score(self, effect: Score) -> list[float]:
+        batcher = await self.models.batcher(effect.model, effect.max_length)
+        pairs = [(effect.query, passage) for passage in effect.passages]
+        return await asyncio.wait_for(batcher.score(pairs), effect.timeout_s)
 
 
 class SearchRoutes:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
+        self.door = ModelDoor(proxy)
 
     @property
     def allowed_models(self) -> frozenset[str]:
@@ -149,38 +170,25 @@ class SearchRoutes:
                 )
         return config
 
-    async def embed_knn(self, plan: Plan, section: Any) -> Plan:
-        """Replace kNN `query_text` by its embedding (the engine only takes vectors)."""
-        if not plan.embed_texts:
-            return plan
-        try:
-            scorer = await self.proxy.models.scorer(plan.config.embedding_model)
-            vectors = await asyncio.to_thread(scorer.embed, list(plan.embed_texts))
-        except ModelError as exc:
-            if isinstance(section, Mapping) and "embedding_model" in section:
-                # the request chose this model (e.g. a cross-encoder): its mistake, not ours
-                raise ConfigError(str(exc), field="rerank.embedding_model") from exc
-            raise
-        return with_query_vectors(plan, vectors.tolist())
+    def open_flow(
+        self,
+        payload: dict[str, Any],
+        section: Any,
+        config: RerankConfig,
+        params: dict[str, Any],
+    ) -> SubSearch:
+        """A flow for one search, planned (planning errors raise here)."""
+        request = SearchRequest(payload, config, params, engine=self.proxy.engine, section=section)
+        return SubSearch(Flow(rerank_flow(request)), config)
 
-    # -- scoring -------------------------------------------------------------------------------
-
-    async def score(self, sub: SubSearch, response: Mapping[str, Any]) -> None:
-        config = sub.plan.config
-        try:
-            batcher = await self.proxy.models.batcher(config.model, config.max_length)
-        except Exception as exc:
-            sub.outcome = failed_outcome(sub.plan, exc)
-            return
-
-        async def score_fn(query: str, passages: Sequence[str]) -> list[float]:
-            return await batcher.score([(query, passage) for passage in passages])
-
-        sub.outcome = await score_window_async(response, sub.plan, score_fn)
+    async def until_search(self, sub: SubSearch) -> Search:
+        """Run a flow up to its engine search (kNN query texts embedded on the way)."""
+        await arun_flow(sub.flow, self.door, until=Search)
+        return sub.search()
 
     def record(self, sub: SubSearch) -> str:
-        outcome = sub.outcome or Outcome(status="skipped")
-        model = sub.plan.config.model
+        outcome = sub.outcome()
+        model = sub.config.model
         # no hits is not a failure: the (empty) answer is exactly what a rerank would give
         status = "reranked" if outcome.reranked or outcome.status == "empty" else "skipped"
         metrics = self.proxy.metrics
@@ -225,35 +233,33 @@ class SearchRoutes:
         if action == "untouched":
             return await self.forward_raw(request, raw)
         if action == "strip":
-            content = dump(payload) if payload else b""
-            return await self.forward_json(request, query, content, [], started)
+            engine = await self.send(request, query, dump(payload) if payload else b"")
+            return self.encode(request, engine, engine.content, "passthrough", "none", started)
         params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
         if intent == "silent":  # `always`: only what can be reranked honestly
-            implicit_plan = self.implicit_plan(payload, index, params)
-            if implicit_plan is None:
+            silent_config = self.implicit_config(payload, index, params)
+            if silent_config is None:
                 return await self.forward_raw(request, raw)
-            plan = implicit_plan
+            config = silent_config
         else:
-            plan = plan_search(
-                payload, self.config_for(section, index), params, engine=self.proxy.engine
-            )
-        plan = await self.embed_knn(plan, section)
-        sub = SubSearch(plan)
-        engine_query = urlencode(plan.params).encode("latin-1")
-        return await self.forward_json(request, engine_query, dump(plan.body), [sub], started)
+            config = self.config_for(section, index)
+        sub = self.open_flow(payload, section, config, params)
+        search = await self.until_search(sub)
+        engine_query = urlencode(search.params).encode("latin-1")
+        engine = await self.send(request, engine_query, dump(search.body))
+        return await self.rerank(request, engine, [sub], started)
 
-    def implicit_plan(
+    def implicit_config(
         self, payload: dict[str, Any], index: str | None, params: Mapping[str, Any]
-    ) -> Plan | None:
-        """The plan of a search nobody asked to rerank, or None when it cannot be reranked
+    ) -> RerankConfig | None:
+        """The config for a search nobody asked to rerank, or None when it cannot be reranked
         honestly (sort, scroll, search_after, PIT, size 0, no query text)."""
         try:
-            plan = plan_search(
-                payload, self.config_for(None, index), params, engine=self.proxy.engine
-            )
+            config = self.config_for(None, index)
+            plan = plan_search(payload, config, params, engine=self.proxy.engine)
         except ConfigError:
             return None
-        return plan if plan.status == "rerank" else None
+        return config if plan.status == "rerank" else None
 
     def bucket(
         self, request: Request, resolution: Resolution, drawn: dict[int, Bucket]
@@ -343,22 +349,21 @@ class SearchRoutes:
                 continue
             try:
                 if intent == "silent":
-                    implicit_plan = self.implicit_plan(payload, index, {})
-                    if implicit_plan is None:
+                    implicit = self.implicit_config(payload, index, {})
+                    if implicit is None:
                         out += [lines[i], lines[i + 1]]
                         subs.append(None)
                         continue
-                    plan = implicit_plan
+                    config = implicit
                 else:
                     config = self.config_for(section, index)
-                    plan = plan_search(payload, config, {}, engine=self.proxy.engine)
+                sub = self.open_flow(payload, section, config, {})
             except ConfigError as exc:
                 raise type(exc)(exc.reason, field=where) from None
-            plan = await self.embed_knn(plan, section)
-            out += [lines[i], dump(plan.body)]
-            subs.append(SubSearch(plan))
-        content = b"\n".join(out) + b"\n"
-        return await self.forward_json(request, query, content, subs, started, multi=True)
+            out += [lines[i], dump((await self.until_search(sub)).body)]
+            subs.append(sub)
+        engine = await self.send(request, query, b"\n".join(out) + b"\n", multi=True)
+        return await self.rerank(request, engine, subs, started, multi=True)
 
     async def read(self, request: Request) -> tuple[bytes, bytes, bytes, str | None]:
         """Raw body, decoded body, query string without `rerank`, and the `rerank` flag."""
@@ -385,71 +390,66 @@ class SearchRoutes:
         response.raw_headers += _rerank_headers("passthrough", "none", 0.0)
         return response
 
-    async def forward_json(
+    async def send(
+        self, request: Request, query: bytes, content: bytes, *, multi: bool = False
+    ) -> UpstreamResponse:
+        """The body the proxy wrote, to the engine; the engine's whole answer back."""
+        headers = self.proxy.forward_headers(request, drop=_BODY_HEADERS)
+        return await self.proxy.upstream.send(
+            request.method,
+            request.scope.get("raw_path") or request.scope["path"].encode(),
+            query,
+            _with_content_type(headers, multi=multi),
+            content or None,
+            stream=False,
+        )
+
+    async def rerank(
         self,
         request: Request,
-        query: bytes,
-        content: bytes,
+        engine: UpstreamResponse,
         subs: Sequence[SubSearch | None],
         started: float,
         *,
         multi: bool = False,
     ) -> Response:
-        answer = await self.proxy.upstream.send(
-            request.method,
-            request.scope.get("raw_path") or request.scope["path"].encode(),
-            query,
-            _with_content_type(
-                self.proxy.forward_headers(request, drop=_BODY_HEADERS), multi=multi
-            ),
-            content or None,
-            stream=False,
-        )
-        gzip_ok = accepts_gzip(request.headers.get("accept-encoding", ""))
+        """Hand each search its engine answer, finish the flows together, encode the result."""
         active = [sub for sub in subs if sub is not None]
-        models = ",".join(sorted({sub.plan.config.model for sub in active})) or "none"
         if not active:
-            return self.answer(
-                answer, answer.content, "passthrough", models, started, gzip_ok=gzip_ok
-            )
-        if answer.status_code == 200:
-            self.proxy.note_engine(answer.headers)
-        engine_json = _json_or_none(answer)
-        if answer.status_code != 200 or engine_json is None:
+            return self.encode(request, engine, engine.content, "passthrough", "none", started)
+        models = ",".join(sorted({sub.config.model for sub in active}))
+        if engine.status_code == 200:
+            self.proxy.note_engine(engine.headers)
+        engine_json = _json_or_none(engine)
+        answers = _answers_of(engine_json, len(subs), multi=multi)
+        if engine.status_code != 200 or engine_json is None:
             for sub in active:
                 self.record(sub)
-            return self.answer(answer, answer.content, "skipped", models, started, gzip_ok=gzip_ok)
-        if multi:
-            responses = engine_json.get("responses")
-            if not isinstance(responses, list) or len(responses) != len(subs):
-                return self.answer(
-                    answer, answer.content, "skipped", models, started, gzip_ok=gzip_ok
-                )
-            pending = [
-                (i, sub) for i, sub in enumerate(subs) if sub is not None and _is_ok(responses[i])
-            ]
-            await asyncio.gather(*(self.score(sub, responses[i]) for i, sub in pending))
-            for i, sub in pending:
-                responses[i] = build_answer(responses[i], sub.plan, _outcome(sub))
-        else:
-            sub = active[0]
-            await self.score(sub, engine_json)
-            engine_json = build_answer(engine_json, sub.plan, _outcome(sub))
+        if engine.status_code != 200 or answers is None:
+            return self.encode(request, engine, engine.content, "skipped", models, started)
+        ready = [(i, sub) for i, sub in enumerate(subs) if sub is not None and _is_ok(answers[i])]
+        for i, sub in ready:
+            sub.flow.send(answers[i])
+        await asyncio.gather(*(arun_flow(sub.flow, self.door) for _, sub in ready))
+        for i, sub in ready:
+            answers[i] = sub.flow.done().answer
         statuses = {self.record(sub) for sub in active}
         status = "reranked" if statuses == {"reranked"} else "skipped"
-        return self.answer(answer, dump(engine_json), status, models, started, gzip_ok=gzip_ok)
+        content = dump(engine_json if multi else answers[0])
+        return self.encode(request, engine, content, status, models, started)
 
-    def answer(
+    def encode(
         self,
+        request: Request,
         engine: UpstreamResponse,
         content: bytes,
         status: str,
         models: str,
         started: float,
-        *,
-        gzip_ok: bool,
     ) -> Response:
+        """The HTTP answer: the engine's status and headers, gzip when asked, X-Rerank-*."""
         headers = end_to_end(engine.headers, drop=_ANSWER_DROP)
+        gzip_ok = accepts_gzip(request.headers.get("accept-encoding", ""))
         if gzip_ok and len(content) >= _GZIP_MIN_BYTES:
             # the engine answered the proxy uncompressed; the client asked for gzip, so it gets it
             content = gzip.compress(content, compresslevel=1)
@@ -516,16 +516,22 @@ def _intent(flag: str | None, section: Any) -> Intent:
     return "silent"
 
 
+def _answers_of(engine_json: dict[str, Any] | None, count: int, *, multi: bool) -> list[Any] | None:
+    """Each search's engine answer (None when the engine's answer is not the expected shape)."""
+    if engine_json is None:
+        return None
+    if not multi:
+        return [engine_json]
+    responses = engine_json.get("responses")
+    return responses if isinstance(responses, list) and len(responses) == count else None
+
+
 def _is_ok(response: Any) -> bool:
     return (
         isinstance(response, dict)
         and response.get("status", 200) == 200
         and "error" not in response
     )
-
-
-def _outcome(sub: SubSearch) -> Outcome:
-    return sub.outcome or Outcome(status="skipped")
 
 
 __all__ = ["SearchRoutes", "decode_body", "split_query"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from tokenizers import Tokenizer
 
 from bridge.errors import InputError, ModelError
 from bridge.scoring import BiEncoderScorer, CrossEncoderScorer, SharedScorers, load_scorer
-from bridge.scoring.scorer import _probabilities
+from bridge.scoring.cross_encoder import _probabilities
 from bridge.scoring.session import create_session, optimized_graph_path, resolve_providers
 from bridge.scoring.tokenize import TextTokenizer
 
@@ -130,10 +129,6 @@ def test_a_non_string_passage_is_an_input_error_naming_its_index(nano: CrossEnco
 def test_cross_encoder_embed_is_a_model_error(nano: CrossEncoderScorer) -> None:
     with pytest.raises(ModelError):
         nano.embed(["drill"])
-
-
-def test_ascore_equals_score(nano: CrossEncoderScorer) -> None:
-    assert asyncio.run(nano.ascore(QUERY, PASSAGES)) == nano.score(QUERY, PASSAGES)
 
 
 def test_score_cache_serves_repeated_pairs(nano_cross_encoder_dir: Path) -> None:

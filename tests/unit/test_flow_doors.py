@@ -1,18 +1,26 @@
-"""The fail-open runner: timeouts, model errors, on_failure='error', sync and async."""
+"""Fail-open scoring through the doors: timeouts, model errors, on_failure='error', sync and async.
+
+Each test runs the rerank flow through a production door over a canned engine answer: the sync
+and async wrappers' doors with a plain scoring function, the proxy's model door with a coroutine
+one (what its micro-batcher is).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from bridge.config import RerankConfig
 from bridge.errors import ModelError, RerankTimeout
-from bridge.pipeline.plan import Plan, plan_search
-from bridge.pipeline.runner import rerank_response, score_window, score_window_async
+from bridge.pipeline.answer import Outcome
+from bridge.pipeline.flow import Flow, Reranked, SearchRequest, arun_flow, rerank_flow, run_flow
+from bridge.proxy.search_routes import ModelDoor
+from bridge.search import AsyncDoor, AsyncRerankingSearch, RerankingSearch, SyncDoor
 
 RESPONSE: dict[str, Any] = {
     "hits": {
@@ -24,10 +32,91 @@ RESPONSE: dict[str, Any] = {
 }
 
 
-def make_plan(**config: Any) -> Plan:
+def make_plan(**config: Any) -> SearchRequest:
     base = {"fields": ["title"], "window_size": 3, "timeout_ms": 200}
     body = {"query": {"match": {"title": "title"}}, "size": 3}
-    return plan_search(body, RerankConfig.from_value({**base, **config}))
+    return SearchRequest(body, RerankConfig.from_value({**base, **config}))
+
+
+ScoreFn = Callable[[str, Sequence[str]], Any]
+
+
+class Canned:
+    """A search client that answers every search with the same engine response."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        self.response = response
+
+    def search(self, **kwargs: Any) -> dict[str, Any]:
+        return self.response
+
+
+class AsyncCanned(Canned):
+    async def search(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return self.response
+
+
+class FnScorers:
+    """A scorer registry whose every scorer is ``score``."""
+
+    def __init__(self, score: ScoreFn) -> None:
+        self.score = score
+
+    def get(self, model: str, *, max_length: int | None = None) -> FnScorers:
+        return self
+
+
+class FnBatcher:
+    """The proxy's model pool and micro-batcher, scoring with a coroutine function."""
+
+    def __init__(self, score: ScoreFn) -> None:
+        self.models = self
+        self.fn = score
+
+    async def batcher(self, model: str, max_length: int | None = None) -> FnBatcher:
+        return self
+
+    async def score(self, pairs: Sequence[tuple[str, str]]) -> Any:
+        raw = self.fn(pairs[0][0], [p for _, p in pairs])
+        return await raw if inspect.isawaitable(raw) else raw
+
+
+def rerank_response(
+    response: dict[str, Any], request: SearchRequest, score: ScoreFn
+) -> dict[str, Any]:
+    return _sync(response, request, score).answer
+
+
+def score_window(response: dict[str, Any], request: SearchRequest, score: ScoreFn) -> Outcome:
+    return _sync(response, request, score).outcome
+
+
+def _sync(response: dict[str, Any], request: SearchRequest, score: ScoreFn) -> Reranked:
+    door = SyncDoor(RerankingSearch(Canned(response), scorers=FnScorers(score)))
+    return run_flow(Flow(rerank_flow(request)), door)
+
+
+async def score_window_async(
+    response: dict[str, Any], request: SearchRequest, score: ScoreFn
+) -> Outcome:
+    """A coroutine ``score`` goes behind the proxy's door, a plain one the async wrapper's."""
+    door: Any
+    if inspect.iscoroutinefunction(score):
+        door = _ProxyDoor(response, score)
+    else:
+        door = AsyncDoor(AsyncRerankingSearch(AsyncCanned(response), scorers=FnScorers(score)))
+    return (await arun_flow(Flow(rerank_flow(request)), door)).done().outcome
+
+
+class _ProxyDoor(ModelDoor):
+    """The proxy's model door, plus the engine answer the route would have sent in."""
+
+    def __init__(self, response: dict[str, Any], score: ScoreFn) -> None:
+        super().__init__(FnBatcher(score))  # type: ignore[arg-type]
+        self.response = response
+
+    async def search(self, effect: Any) -> dict[str, Any]:
+        return self.response
 
 
 def by_length_reversed(query: str, passages: Sequence[str]) -> list[float]:

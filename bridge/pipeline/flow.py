@@ -1,0 +1,293 @@
+"""The rerank flow, sans I/O: one generator that every door drives.
+
+``rerank_flow(request)`` plans the search, then *yields* the effects it needs and receives their
+results: ``Embed`` (vectors for kNN ``query_text``), ``Search`` (the engine's JSON answer) and
+``Score`` (model scores for the window's passages, within ``timeout_s``). It returns a
+``Reranked``: the plan, the scoring outcome and the caller's answer. A door performs effects and
+nothing else; when performing one fails, the door throws the exception into the flow, which decides
+what it means here, in one place: fail open or raise (``on_failure``), a timeout, whose mistake an
+embedding model is. Timings (``engine``, ``texts``, ``model``, ``total``) are measured here too, so
+every door's ``explain`` carries the same fields.
+
+Drive it with ``run_flow`` (sync) or ``arun_flow`` (async) and an object that has one method per
+effect name (``embed``, ``search``, ``score``); or step a ``Flow`` by hand (``send``/``throw``),
+as ``_msearch`` does to send the searches of several flows as one engine request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from bridge.config import RerankConfig
+from bridge.errors import (
+    BridgeError,
+    ConfigError,
+    ModelError,
+    ModelUnavailableError,
+    RerankTimeout,
+)
+from bridge.pipeline.answer import Outcome, OutcomeStatus, build_answer
+from bridge.pipeline.plan import Plan, plan_search, with_query_vectors
+from bridge.pipeline.texts import passage_texts
+
+logger = logging.getLogger(__name__)
+
+# What a door throws in when a Score effect ran out of its budget (any of these counts).
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError, RerankTimeout)
+
+
+@dataclass(frozen=True)
+class Embed:
+    """Embed ``texts`` with ``model``; send back one vector (a sequence of floats) per text."""
+
+    name: ClassVar[str] = "embed"
+    model: str
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Search:
+    """Run this engine search; send back its JSON answer (a mapping)."""
+
+    name: ClassVar[str] = "search"
+    body: dict[str, Any]
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Score:
+    """Score ``passages`` against ``query`` with ``model``; send back one float per passage.
+
+    ``timeout_s`` is what is left of ``timeout_ms`` (``None``: no limit). A door that stops
+    waiting throws a ``TimeoutError`` (or ``RerankTimeout``) in; loading the model is not part
+    of the budget.
+    """
+
+    name: ClassVar[str] = "score"
+    model: str
+    max_length: int | None
+    query: str
+    passages: tuple[str, ...]
+    timeout_s: float | None
+
+
+Effect = Embed | Search | Score
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A search to rerank: the body and URL parameters as the engine takes them, the config.
+
+    ``section`` is the caller's ``rerank`` value as written: when it names ``embedding_model``,
+    a model that cannot embed is the caller's mistake (``ConfigError``), not the server's.
+    """
+
+    body: Mapping[str, Any]
+    config: RerankConfig
+    params: Mapping[str, Any] = field(default_factory=dict)
+    engine: str = "elasticsearch"
+    section: object = None
+
+
+@dataclass(frozen=True)
+class Reranked:
+    """What a flow returns: its plan, the scoring outcome and the answer for the caller."""
+
+    plan: Plan
+    outcome: Outcome
+    answer: dict[str, Any]
+
+
+FlowGen = Generator[Effect, Any, Reranked]
+
+
+def rerank_flow(request: SearchRequest) -> FlowGen:
+    """Plan, embed, search, score, answer; see the module docstring for the protocol."""
+    plan = plan_search(request.body, request.config, request.params, engine=request.engine)
+    if plan.status == "unsupported":
+        logger.warning("search passed through without reranking: %s", plan.reason)
+    if plan.embed_texts:
+        try:
+            vectors = yield Embed(plan.config.embedding_model, plan.embed_texts)
+        except Exception as exc:
+            raise _embedding_error(exc, request.section) from exc
+        plan = with_query_vectors(plan, [[float(x) for x in row] for row in vectors])
+    started = time.perf_counter()
+    response = yield Search(plan.body, plan.params)
+    engine_ms = _ms_since(started)
+    outcome = yield from _score_window(response, plan)
+    outcome = replace(outcome, timings_ms={**outcome.timings_ms, "engine": engine_ms})
+    return Reranked(plan, outcome, build_answer(response, plan, outcome))
+
+
+def _score_window(response: Mapping[str, Any], plan: Plan) -> Generator[Effect, Any, Outcome]:
+    """Score the top ``plan.window`` hits, failing open unless ``on_failure="error"``."""
+    if plan.status != "rerank":
+        return Outcome(status=plan.status)
+    hits = window_hits(response, plan)
+    if not hits:
+        return Outcome(status="empty")
+    config = plan.config
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    try:
+        passages = passage_texts(hits, config)
+        timings["texts"] = _ms_since(started)
+        texts = tuple(passages.texts)
+        left = _budget_left(config.timeout_ms, started)
+        raw = yield Score(config.model, config.max_length, plan.query_text, texts, left)
+        scores = _checked(raw, len(hits))
+        timings["model"] = round(_ms_since(started) - timings["texts"], 3)
+    except _TIMEOUTS:
+        reason = f"reranking exceeded timeout_ms={config.timeout_ms}"
+        return _failed(plan, "timeout", reason, started, timings)
+    except Exception as exc:
+        return _failed(plan, "model_error", exc, started, timings)
+    timings["total"] = _ms_since(started)
+    return Outcome(
+        status="ok", model_scores=scores, missing=dict(passages.missing), timings_ms=timings
+    )
+
+
+def window_hits(response: Mapping[str, Any], plan: Plan) -> list[Mapping[str, Any]]:
+    """The hits to rerank: the top ``plan.window`` of the engine response."""
+    hits_obj = response.get("hits")
+    hits = hits_obj.get("hits", []) if isinstance(hits_obj, Mapping) else []
+    return list(hits[: plan.window])
+
+
+def _embedding_error(exc: Exception, section: object) -> BridgeError:
+    if not isinstance(exc, ModelError):
+        return ModelError(f"embedding knn query_text failed: {exc}")
+    if isinstance(section, Mapping) and "embedding_model" in section:
+        return ConfigError(str(exc), field="rerank.embedding_model")
+    return exc
+
+
+def _checked(raw: Sequence[float], expected: int) -> list[float]:
+    scores = [float(s) for s in raw]
+    if len(scores) != expected:
+        raise ModelError(f"scorer returned {len(scores)} scores for {expected} passages")
+    if not all(math.isfinite(s) for s in scores):
+        raise ModelError("scorer returned a non-finite score")
+    return scores
+
+
+def _budget_left(timeout_ms: int | None, started: float) -> float | None:
+    """Seconds left of ``timeout_ms`` (which bounds passage building plus scoring)."""
+    if timeout_ms is None:
+        return None
+    return max(0.0, timeout_ms / 1000.0 - (time.perf_counter() - started))
+
+
+def _failed(
+    plan: Plan,
+    status: OutcomeStatus,
+    exc: BaseException | str,
+    started: float,
+    timings: dict[str, float],
+) -> Outcome:
+    message = str(exc) if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    if plan.config.on_failure == "error":
+        if status == "timeout":
+            raise RerankTimeout(message)
+        if isinstance(exc, BridgeError):
+            raise exc
+        raise ModelError(message) from (exc if isinstance(exc, BaseException) else None)
+    # a model that cannot load was announced once, with its fix, by the model breaker
+    announced = isinstance(exc, ModelUnavailableError) or getattr(exc, "announced", False)
+    log = logger.debug if announced else logger.warning
+    log("reranking failed open (%s), returning engine order: %s", status, message)
+    return Outcome(
+        status=status, error=message, timings_ms={**timings, "total": _ms_since(started)}
+    )
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+class Flow:
+    """A flow stepped by hand: ``effect`` is what it waits for, ``result`` once it is done.
+
+    Creating one runs the flow up to its first effect, so planning errors raise here.
+    """
+
+    def __init__(self, gen: FlowGen) -> None:
+        self._gen = gen
+        self.effect: Effect | None = None
+        self.result: Reranked | None = None
+        self._step(gen.send, None)
+
+    def send(self, value: Any) -> None:
+        """Resume with the result of ``effect``."""
+        self._step(self._gen.send, value)
+
+    def throw(self, exc: BaseException) -> None:
+        """Resume with the failure of ``effect``; what the flow does not handle raises here."""
+        self._step(self._gen.throw, exc)
+
+    def close(self) -> None:
+        """Abandon the flow (its search was answered by someone else, e.g. an engine error)."""
+        self._gen.close()
+        self.effect = None
+
+    def done(self) -> Reranked:
+        if self.result is None:
+            raise RuntimeError(f"flow is still waiting for {self.effect!r}")
+        return self.result
+
+    def _step(self, resume: Callable[[Any], Effect], value: Any) -> None:
+        try:
+            self.effect = resume(value)
+        except StopIteration as stop:
+            self.effect = None
+            self.result = stop.value
+
+
+def run_flow(flow: Flow, door: Any) -> Reranked:
+    """Perform each effect with ``door.<effect.name>(effect)`` until the flow is done."""
+    while flow.effect is not None:
+        try:
+            value = getattr(door, flow.effect.name)(flow.effect)
+        except Exception as exc:
+            flow.throw(exc)
+        else:
+            flow.send(value)
+    return flow.done()
+
+
+async def arun_flow(flow: Flow, door: Any, *, until: type[Search] | None = None) -> Flow:
+    """Async twin: ``await door.<effect.name>(effect)``; stops early at an ``until`` effect."""
+    while flow.effect is not None and not (until and isinstance(flow.effect, until)):
+        perform: Callable[[Effect], Awaitable[Any]] = getattr(door, flow.effect.name)
+        try:
+            value = await perform(flow.effect)
+        except Exception as exc:
+            flow.throw(exc)
+        else:
+            flow.send(value)
+    return flow
+
+
+__all__ = [
+    "Effect",
+    "Embed",
+    "Flow",
+    "FlowGen",
+    "Reranked",
+    "Score",
+    "Search",
+    "SearchRequest",
+    "arun_flow",
+    "rerank_flow",
+    "run_flow",
+    "window_hits",
+]
