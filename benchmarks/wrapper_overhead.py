@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import RerankConfig
-from bridge.pipeline import Outcome, build_answer, plan_search, score_window
 from bridge.scoring import shared_scorers
 from bridge.search import RerankingSearch
 
@@ -165,7 +164,8 @@ def bench_wrapper(es_url: str, model: str, rounds: int, timeout_ms: int | None) 
 
 
 def bench_pipeline(rounds: int, timeout_ms: int | None) -> dict[str, Any]:
-    """plan + texts + fuse + answer on a canned 20-hit response with an instant scorer."""
+    """The sync door over a canned 20-hit response with an instant scorer: the flow's plan, texts,
+    fuse and answer, plus the door's thread hand-off when ``timeout_ms`` is set."""
     hits = [
         {
             "_index": "products",
@@ -183,21 +183,28 @@ def bench_pipeline(rounds: int, timeout_ms: int | None) -> dict[str, Any]:
     config = RerankConfig(fields=("title",), timeout_ms=timeout_ms)
     body = {"query": {"match": {"title": "cordless drill"}}, "size": 10, "_source": ["price"]}
 
-    def instant(query: str, passages: Sequence[str]) -> list[float]:
-        return [1.0 / (1 + i) for i in range(len(passages))]
+    class Canned:
+        def search(self, **kwargs: Any) -> dict[str, Any]:
+            return response
 
-    from concurrent.futures import ThreadPoolExecutor
+    class Instant:
+        def get(self, model: str, *, max_length: int | None = None) -> Instant:
+            return self
 
-    pool = ThreadPoolExecutor(2)
+        def score(self, query: str, passages: Sequence[str]) -> list[float]:
+            return [1.0 / (1 + i) for i in range(len(passages))]
+
+        def embed(self, texts: Sequence[str]) -> Any:
+            raise NotImplementedError
+
+    door = RerankingSearch(Canned(), scorers=Instant(), max_workers=2)
     times: list[float] = []
     for r in range(rounds + 10):
         started = time.perf_counter()
-        plan = plan_search(body, config)
-        outcome: Outcome = score_window(response, plan, instant, executor=pool)
-        build_answer(response, plan, outcome)
+        door.search(body=body, rerank=config)
         if r >= 10:
             times.append((time.perf_counter() - started) * 1000.0)
-    pool.shutdown()
+    door.close()
     return {
         "benchmark": "pipeline_only",
         "hits": 20,
