@@ -11,9 +11,10 @@ from bridge.config import DEFAULT_MODEL
 from bridge.errors import ModelError, ModelNotFoundError
 from bridge.models.cache_dir import default_cache_dir
 from bridge.models.download import download_model
-from bridge.models.local import ModelFiles, known_cache_dir, missing_files, resolve_model
+from bridge.models.local import ModelFiles, known_cache_dir, missing_files
 from bridge.models.local_folders import MODELS_ENV, find_local_models
 from bridge.models.registry import KNOWN_MODELS, known_model_names
+from bridge.models.resolver import resolve_model
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,9 +7,10 @@ imported here, so the core install can resolve and download models without it.
 from bridge.config import DEFAULT_MODEL
 from bridge.models.cache_dir import default_cache_dir, offline_reason
 from bridge.models.download import download_model
-from bridge.models.local import ModelFiles, inspect_directory, missing_files, resolve_model
+from bridge.models.local import ModelFiles, inspect_directory, missing_files
 from bridge.models.onnx_meta import OnnxSignature, TensorInfo, read_signature
 from bridge.models.registry import KNOWN_MODELS, KnownModel, known_model_names
+from bridge.models.resolver import resolve_model
 
 __all__ = [
     "DEFAULT_MODEL",

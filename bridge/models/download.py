@@ -13,9 +13,7 @@ import hashlib
 import http.client
 import logging
 import os
-import re
 import shutil
-import stat
 import sys
 import tempfile
 import time
@@ -23,10 +21,10 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol
 
 from bridge.errors import DownloadError, ModelError, ModelNotFoundError, OfflineError
+from bridge.files import extract_zip, file_lock
 from bridge.models.advice import model_fix
 from bridge.models.cache_dir import default_cache_dir, offline_reason
 from bridge.models.local import missing_files
@@ -84,7 +82,9 @@ def download_model(
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create the model cache {cache}: {exc}") from exc
-    with _LockFile(cache / f".{name}.lock", lock_timeout, name):
+    lock = cache / f".{name}.lock"
+    holder = f"another process downloading {name}"
+    with file_lock(lock, timeout_s=lock_timeout, holder=holder, error=DownloadError):
         if not missing_files(target, known):
             logger.debug("%s was downloaded by another process meanwhile", name)
             return target
@@ -113,7 +113,6 @@ def _download_and_install(
     archive = _fetch(url, known, cache, progress, timeout)
     try:
         with _open_zip(archive, url) as zf:
-            _check_members(zf, url)
             _install(zf, known, cache, target, url)
     finally:
         archive.unlink(missing_ok=True)
@@ -196,42 +195,6 @@ def _open_zip(archive: Path, url: str) -> zipfile.ZipFile:
     return zf
 
 
-def unsafe_member_reason(info: zipfile.ZipInfo) -> str | None:
-    """Why extracting ``info`` could write outside the target directory, or None if it cannot."""
-    name = info.filename
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return "absolute path"
-    if ".." in re.split(r"[\\/]+", name):
-        return "parent-directory reference"
-    if "\x00" in name:
-        return "NUL byte in name"
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return "symbolic link"
-    return None
-
-
-def _check_members(zf: zipfile.ZipFile, url: str) -> None:
-    for info in zf.infolist():
-        reason = unsafe_member_reason(info)
-        if reason is not None:
-            # Deliberate, not transient: retrying would fetch the same archive.
-            raise DownloadError(f"{url}: refusing unsafe zip entry {info.filename!r} ({reason})")
-
-
-def _extract(zf: zipfile.ZipFile, root: Path) -> None:
-    base = root.resolve()
-    for info in zf.infolist():
-        destination = (root / info.filename).resolve()
-        if destination != base and base not in destination.parents:
-            raise DownloadError(f"refusing zip entry {info.filename!r}: it escapes {root}")
-        if info.is_dir():
-            destination.mkdir(parents=True, exist_ok=True)
-            continue
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        with zf.open(info) as source, destination.open("wb") as sink:
-            shutil.copyfileobj(source, sink, _CHUNK)
-
-
 def _model_root(extracted: Path, name: str) -> Path:
     """FlashRank zips hold a ``<name>/`` folder; accept a single other folder or a flat zip too."""
     if (extracted / name).is_dir():
@@ -245,7 +208,7 @@ def _model_root(extracted: Path, name: str) -> Path:
 def _install(zf: zipfile.ZipFile, known: KnownModel, cache: Path, target: Path, url: str) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{known.name}.", suffix=".tmp", dir=cache))
     try:
-        _extract(zf, staging)
+        extract_zip(zf, staging, error=DownloadError, where=url)
         root = _model_root(staging, known.name)
         absent = [Path(p).name for p in missing_files(root, known)]
         if absent:
@@ -329,67 +292,3 @@ def _progress_bar(label: str, total: int | None, enabled: bool) -> _Bar:
         desc=label, total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr
     )
     return bar
-
-
-class _LockFile:
-    """An exclusive advisory lock on a file; the OS drops it if the holder dies, so it never goes
-    stale. flock on POSIX, msvcrt.locking on Windows."""
-
-    def __init__(self, path: Path, timeout: float, name: str) -> None:
-        self._path = path
-        self._timeout = timeout
-        self._name = name
-        self._fd: int | None = None
-
-    def __enter__(self) -> _LockFile:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self._timeout
-        waiting = False
-        while True:
-            try:
-                _try_lock(fd)
-                break
-            except OSError as exc:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise DownloadError(
-                        f"timed out after {self._timeout:.0f}s waiting for another process "
-                        f"downloading {self._name} (lock {self._path})"
-                    ) from exc
-                if not waiting:
-                    logger.info("waiting for another process downloading %s", self._name)
-                    waiting = True
-                time.sleep(0.1)
-        self._fd = fd
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._fd is not None:
-            _unlock(self._fd)
-            os.close(self._fd)
-            self._fd = None
-
-
-if sys.platform == "win32":
-    import msvcrt
-
-    def _try_lock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)

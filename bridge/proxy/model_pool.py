@@ -19,19 +19,22 @@ ModelKey = tuple[str, int | None]
 Loader = Callable[[str, "int | None"], Any]
 
 
+# ScorerSettings fields passed to the scorer loader as they are (its options of the same names)
+_SCORER_OPTIONS = (
+    "cache_dir",
+    "threads",
+    "cache_size",
+    "cache_bytes",
+    "token_cache_bytes",
+    "embedding_cache_bytes",
+)
+
+
 def _load(model: str, max_length: int | None, settings: ScorerSettings) -> Any:
     from bridge.scoring import shared_scorers
 
-    return shared_scorers.get(
-        model,
-        cache_dir=settings.cache_dir,
-        max_length=max_length,
-        threads=settings.threads,
-        cache_size=settings.cache_size,
-        cache_bytes=settings.cache_bytes,
-        token_cache_bytes=settings.token_cache_bytes,
-        embedding_cache_bytes=settings.embedding_cache_bytes,
-    )
+    options = {name: getattr(settings, name) for name in _SCORER_OPTIONS}
+    return shared_scorers.get(model, max_length=max_length, **options)
 
 
 class ModelPool:

@@ -24,7 +24,7 @@ from bridge.errors import ConfigError
 from bridge.proxy.settings import MODELS_ENV, load_settings
 
 if TYPE_CHECKING:
-    from bridge.proxy.app import Proxy
+    from bridge.proxy.state import Proxy
 
 logger = logging.getLogger(__name__)
 

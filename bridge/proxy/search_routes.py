@@ -16,7 +16,6 @@ import asyncio
 import gzip
 import json
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,8 +29,9 @@ from bridge.errors import ConfigError
 from bridge.pipeline.answer import Outcome
 from bridge.pipeline.flow import Embed, Flow, Score, Search, SearchRequest, arun_flow, rerank_flow
 from bridge.pipeline.plan import plan_search
-from bridge.proxy.app import BodyTooLargeError, Proxy
+from bridge.proxy.http_io import BodyTooLargeError, RelayResponse, decode_body
 from bridge.proxy.policy import Bucket, Intent, Resolution, decide
+from bridge.proxy.state import Proxy
 from bridge.proxy.upstream import UpstreamResponse, end_to_end
 
 RERANK_PARAM = "rerank"
@@ -57,23 +57,6 @@ def split_query(query: bytes) -> tuple[bytes, str | None]:
     if value is not None and value not in _TRUE + _FALSE:
         raise ConfigError(f"expected true or false, got {value!r}", field="rerank")
     return urlencode(kept).encode("latin-1"), value
-
-
-def decode_body(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """The request body without its Content-Encoding (gzip/deflate), bounded by ``limit``."""
-    kind = (encoding or "identity").lower().strip()
-    if kind == "identity":
-        return body
-    if kind not in ("gzip", "x-gzip", "deflate"):
-        raise ConfigError(f"unsupported request Content-Encoding {encoding!r}", field="body")
-    decompressor = zlib.decompressobj(31 if kind != "deflate" else 15)
-    try:
-        out = decompressor.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise ConfigError(f"cannot decompress request body: {exc}", field="body") from exc
-    if len(out) > limit:
-        raise BodyTooLargeError
-    return out
 
 
 class JsonBodyError(ConfigError):
@@ -386,7 +369,7 @@ class SearchRoutes:
             raw or None,
             stream=True,
         )
-        response = self.proxy.stream_back(answer)
+        response = RelayResponse(answer)
         response.raw_headers += _rerank_headers("passthrough", "none", 0.0)
         return response
 
@@ -534,4 +517,4 @@ def _is_ok(response: Any) -> bool:
     )
 
 
-__all__ = ["SearchRoutes", "decode_body", "split_query"]
+__all__ = ["SearchRoutes", "split_query"]

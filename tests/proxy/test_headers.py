@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from certifi import where
 from starlette.requests import Request
 
-from bridge.proxy.app import Proxy
 from bridge.proxy.settings import settings_from_mapping
+from bridge.proxy.state import Proxy
 from bridge.proxy.upstream import Upstream, end_to_end, ssl_context
 
 

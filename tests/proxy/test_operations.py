@@ -100,8 +100,8 @@ def test_proxy_learns_which_engine_it_fronts(
 
 
 def test_engine_set_in_the_settings_is_not_second_guessed() -> None:
-    from bridge.proxy.app import Proxy
     from bridge.proxy.settings import settings_from_mapping
+    from bridge.proxy.state import Proxy
 
     settings = settings_from_mapping({"upstream": {"url": "http://x:9200", "engine": "opensearch"}})
     proxy = Proxy(settings)

@@ -8,8 +8,8 @@ import zlib
 import pytest
 
 from bridge.errors import ConfigError
-from bridge.proxy.app import BodyTooLargeError
-from bridge.proxy.search_routes import accepts_gzip, decode_body, parse_object, split_query
+from bridge.proxy.http_io import BodyTooLargeError, decode_body
+from bridge.proxy.search_routes import accepts_gzip, parse_object, split_query
 
 
 def test_rerank_flag_is_removed_and_other_params_kept() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.models.download import unsafe_member_reason
+from bridge.files import unsafe_member_reason
 
 _SEGMENTS = st.sampled_from(["..", ".", "a", "b.onnx", "", "C:", "~", "..."])
 _SEPARATORS = st.sampled_from(["/", "\\", "//"])

@@ -7,19 +7,16 @@ config/data/logs directory (see process.py), so a cached distribution stays read
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import shutil
-import stat
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from bridge.devtools.localnode.engines import engine_spec
 from bridge.devtools.localnode.maven import fetch_artifact
 from bridge.errors import NodeError
+from bridge.files import extract_zip, file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +36,6 @@ def engines_cache_dir() -> Path:
         return Path("/var/cache/rerank-bridge/engines")
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "rerank-bridge" / "engines"
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_distribution(
@@ -95,21 +81,7 @@ def safe_extract(archive: Path, dest: Path) -> None:
     root = dest.resolve()
     try:
         with zipfile.ZipFile(archive) as bundle:
-            for info in bundle.infolist():
-                target = (root / info.filename).resolve()
-                if target != root and root not in target.parents:
-                    raise NodeError(f"{archive}: entry {info.filename!r} escapes the target dir")
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise NodeError(f"{archive}: symbolic link {info.filename!r} is not supported")
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with bundle.open(info) as source, target.open("wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
-                # Readable by the unprivileged node user; executable bits kept from the archive.
-                os.chmod(target, (stat.S_IMODE(mode) or 0o644) | 0o444)
+            extract_zip(bundle, root, error=NodeError, where=str(archive), keep_modes=True)
     except zipfile.BadZipFile as exc:
         archive.unlink(missing_ok=True)  # a truncated download must not block the next try
         raise NodeError(f"{archive} is not a valid zip ({exc}); removed it, retry") from None

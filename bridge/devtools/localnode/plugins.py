@@ -19,10 +19,10 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from bridge.devtools.localnode.distribution import file_lock
 from bridge.devtools.localnode.engines import KNN_PLUGIN, knn_plugin_version
 from bridge.devtools.localnode.maven import fetch_artifact
 from bridge.errors import NodeError
+from bridge.files import file_lock
 
 logger = logging.getLogger(__name__)
 

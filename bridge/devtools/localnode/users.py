@@ -9,8 +9,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.devtools.localnode.distribution import file_lock
 from bridge.errors import NodeError
+from bridge.files import file_lock
 
 DEFAULT_NODE_USER = "rerank-bridge"
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from bridge.proxy.app import Proxy
 from bridge.proxy.model_api import cohere, openai, tei
 from bridge.proxy.model_api.service import ModelApiError, ModelService
+from bridge.proxy.state import Proxy
 
 MODEL_API_PATHS = frozenset({"/v1/rerank", "/v2/rerank", "/rerank", "/embed", "/v1/embeddings"})
 

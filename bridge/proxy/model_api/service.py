@@ -21,7 +21,8 @@ from starlette.responses import Response
 
 from bridge.config import DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL
 from bridge.errors import BridgeError, ConfigError
-from bridge.proxy.app import BodyTooLargeError, Proxy
+from bridge.proxy.http_io import BodyTooLargeError
+from bridge.proxy.state import Proxy
 
 logger = logging.getLogger(__name__)
 
