@@ -4,24 +4,13 @@
 ``plan_search`` -> [embed kNN query texts] -> engine search -> ``passage_texts`` + scoring
 (fail-open) -> ``build_answer`` (``fuse``, reorder, paginate, restore ``_source``). It yields the
 effects (``Embed``, ``Search``, ``Score``) and the doors (sync wrapper, async wrapper, proxy)
-perform them. Every step is a pure function over plain dicts.
+perform them. Every step is a pure function over plain dicts. Doors import the flow from
+``bridge.pipeline.flow``; this package exports the steps.
 """
 
 from __future__ import annotations
 
 from bridge.pipeline.answer import Outcome, OutcomeStatus, build_answer
-from bridge.pipeline.flow import (
-    Effect,
-    Embed,
-    Flow,
-    Reranked,
-    Score,
-    Search,
-    SearchRequest,
-    arun_flow,
-    rerank_flow,
-    run_flow,
-)
 from bridge.pipeline.fuse import fuse, fused_order, normalize, ranks
 from bridge.pipeline.plan import (
     Plan,
@@ -35,20 +24,12 @@ from bridge.pipeline.source import SourceFilter, apply_source_filter, parse_sour
 from bridge.pipeline.texts import Passages, passage_texts
 
 __all__ = [
-    "Effect",
-    "Embed",
-    "Flow",
     "Outcome",
     "OutcomeStatus",
     "Passages",
     "Plan",
-    "Reranked",
-    "Score",
-    "Search",
-    "SearchRequest",
     "SourceFilter",
     "apply_source_filter",
-    "arun_flow",
     "build_answer",
     "extract_query_text",
     "find_query_text",
@@ -59,8 +40,6 @@ __all__ = [
     "passage_texts",
     "plan_search",
     "ranks",
-    "rerank_flow",
-    "run_flow",
     "unsupported_reason",
     "with_query_vectors",
 ]

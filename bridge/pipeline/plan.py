@@ -15,6 +15,7 @@ from typing import Any, Literal
 from bridge.config import RerankConfig
 from bridge.errors import ConfigError, UnsupportedSearchError
 from bridge.pipeline.querytext import (
+    clauses,
     clean_lucene,
     extract_query_text,
     knn_query_texts,
@@ -225,13 +226,7 @@ def _query_knn_slots(
 
 
 def _walk_knn(node: Any) -> Iterator[tuple[str, MutableMapping[str, Any], str]]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk_knn(item)
-        return
-    if not isinstance(node, MutableMapping):
-        return
-    for key, value in node.items():
+    for key, value in clauses(node):
         if key == "knn" and isinstance(value, MutableMapping):
             if "field" in value:  # ES knn query: {"field": "vec", "query_text": ...}
                 if isinstance(value.get("query_text"), str):

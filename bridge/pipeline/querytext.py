@@ -46,14 +46,17 @@ def clean_lucene(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def _walk(node: Any) -> Iterator[str]:
+def clauses(node: Any) -> Iterator[tuple[str, Any]]:
+    """``(name, body)`` of each query clause in ``node``: a clause object or a list of them."""
     if isinstance(node, list):
         for item in node:
-            yield from _walk(item)
-        return
-    if not isinstance(node, Mapping):
-        return
-    for kind, body in node.items():
+            yield from clauses(item)
+    elif isinstance(node, Mapping):
+        yield from node.items()
+
+
+def _walk(node: Any) -> Iterator[str]:
+    for kind, body in clauses(node):
         if kind in _FIELD_LEAVES:
             yield from _field_leaf(body)
         elif kind in _QUERY_LEAVES:
@@ -118,4 +121,10 @@ def knn_query_texts(body: Mapping[str, Any]) -> list[str]:
     ]
 
 
-__all__ = ["clean_lucene", "extract_query_text", "knn_query_texts", "retriever_query_text"]
+__all__ = [
+    "clauses",
+    "clean_lucene",
+    "extract_query_text",
+    "knn_query_texts",
+    "retriever_query_text",
+]

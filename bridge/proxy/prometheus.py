@@ -25,76 +25,44 @@ class ProxyMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "rerank_bridge_requests",
-            "HTTP requests handled by the proxy",
-            ["route", "method", "status"],
-            registry=self.registry,
+        self.requests = self._counter(
+            "requests", "HTTP requests handled by the proxy", "route", "method", "status"
         )
-        self.request_seconds = Histogram(
-            "rerank_bridge_request_seconds",
-            "Wall time of proxied requests",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+        self.request_seconds = self._histogram(
+            "request_seconds", "Wall time of proxied requests", _LATENCY_BUCKETS, "route"
         )
-        self.reranks = Counter(
-            "rerank_bridge_reranks",
+        self.reranks = self._counter(
+            "reranks",
             "Searches on rerank routes by outcome (reranked, skipped, passthrough)",
-            ["status", "model"],
-            registry=self.registry,
+            "status",
+            "model",
         )
-        self.skipped = Counter(
-            "rerank_bridge_rerank_skipped",
-            "Reranks that failed open, by reason",
-            ["reason"],
-            registry=self.registry,
+        self.skipped = self._counter(
+            "rerank_skipped", "Reranks that failed open, by reason", "reason"
         )
-        self.rerank_seconds = Histogram(
-            "rerank_bridge_rerank_seconds",
+        self.rerank_seconds = self._histogram(
+            "rerank_seconds",
             "Time spent scoring one search (queueing + model)",
-            ["model"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            _LATENCY_BUCKETS,
+            "model",
         )
-        self.batch_pairs = Histogram(
-            "rerank_bridge_batch_pairs",
-            "Pairs per model run (micro-batch size)",
-            ["model"],
-            buckets=_BATCH_BUCKETS,
-            registry=self.registry,
+        self.batch_pairs = self._histogram(
+            "batch_pairs", "Pairs per model run (micro-batch size)", _BATCH_BUCKETS, "model"
         )
-        self.batch_requests = Histogram(
-            "rerank_bridge_batch_requests",
-            "Searches sharing one model run",
-            ["model"],
-            buckets=_BATCH_BUCKETS,
-            registry=self.registry,
+        self.batch_requests = self._histogram(
+            "batch_requests", "Searches sharing one model run", _BATCH_BUCKETS, "model"
         )
-        self.model_seconds = Histogram(
-            "rerank_bridge_model_seconds",
-            "Wall time of one model run",
-            ["model"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+        self.model_seconds = self._histogram(
+            "model_seconds", "Wall time of one model run", _LATENCY_BUCKETS, "model"
         )
-        self.cache_hits = Counter(
-            "rerank_bridge_score_cache_hits",
-            "Pairs answered from the score cache",
-            ["model"],
-            registry=self.registry,
+        self.cache_hits = self._counter(
+            "score_cache_hits", "Pairs answered from the score cache", "model"
         )
-        self.cache_misses = Counter(
-            "rerank_bridge_score_cache_misses",
-            "Pairs the model had to score",
-            ["model"],
-            registry=self.registry,
+        self.cache_misses = self._counter(
+            "score_cache_misses", "Pairs the model had to score", "model"
         )
-        self.upstream_errors = Counter(
-            "rerank_bridge_upstream_errors",
-            "Upstream exchanges that failed (unreachable or timed out)",
-            ["kind"],
-            registry=self.registry,
+        self.upstream_errors = self._counter(
+            "upstream_errors", "Upstream exchanges that failed (unreachable or timed out)", "kind"
         )
         self.model_available = Gauge(
             "rerank_bridge_model_available",
@@ -109,28 +77,38 @@ class ProxyMetrics:
             registry=self.registry,
         )
 
-        self.ab_searches = Counter(
-            "rerank_bridge_ab_searches",
+        self.ab_searches = self._counter(
+            "ab_searches",
             "Searches under an A/B split, by index pattern, bucket and X-Rerank-Status",
-            ["pattern", "bucket", "status"],
-            registry=self.registry,
+            "pattern",
+            "bucket",
+            "status",
         )
-        self.ab_request_seconds = Histogram(
-            "rerank_bridge_ab_request_seconds",
+        self.ab_request_seconds = self._histogram(
+            "ab_request_seconds",
             "Wall time of requests under an A/B split, by index pattern and bucket",
-            ["pattern", "bucket"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            _LATENCY_BUCKETS,
+            "pattern",
+            "bucket",
         )
-        self.settings_reloads = Counter(
-            "rerank_bridge_settings_reloads",
+        self.settings_reloads = self._counter(
+            "settings_reloads",
             "Settings reloads (SIGHUP or a changed file) by result: applied or rejected",
-            ["result"],
-            registry=self.registry,
+            "result",
         )
 
         self.caches = ScorerCaches()
         self.registry.register(self.caches)
+
+    def _counter(self, name: str, doc: str, *labels: str) -> Counter:
+        return Counter(f"rerank_bridge_{name}", doc, labels, registry=self.registry)
+
+    def _histogram(
+        self, name: str, doc: str, buckets: tuple[float, ...], *labels: str
+    ) -> Histogram:
+        return Histogram(
+            f"rerank_bridge_{name}", doc, labels, buckets=buckets, registry=self.registry
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
