@@ -17,8 +17,8 @@ from pathlib import Path
 
 from bridge.errors import BridgeError
 from bridge.models.cache_dir import default_cache_dir
-from bridge.models.local import resolve_model
 from bridge.models.registry import known_model_names
+from bridge.models.resolver import resolve_model
 
 MODELS_ENV = "RERANK_BRIDGE_MODELS"
 SHARED_ENV = "RERANK_BRIDGE_SHARED"
