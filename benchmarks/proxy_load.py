@@ -142,6 +142,16 @@ class CpuSplit:
         }
 
 
+def loopback_upstream(parser: argparse.ArgumentParser, url: str | None) -> str:
+    """The upstream URL without its trailing slash; load is only ever sent to loopback nodes."""
+    if not url:
+        parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
+    upstream = url.rstrip("/")
+    if not upstream.startswith(("http://127.", "http://localhost")):
+        parser.error("loopback upstreams only")
+    return upstream
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -429,11 +439,7 @@ def main() -> int:
         "--parts", default="overhead,batching,load", help="comma list of the figures to measure"
     )
     args = parser.parse_args()
-    if not args.upstream:
-        parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
-    upstream = args.upstream.rstrip("/")
-    if not upstream.startswith(("http://127.", "http://localhost")):
-        parser.error("loopback upstreams only")
+    upstream = loopback_upstream(parser, args.upstream)
 
     terms = queries(2000)
     index = load_index(upstream, products(args.docs))

@@ -31,6 +31,7 @@ from proxy_load import (
     Run,
     emit,
     load_index,
+    loopback_upstream,
     percentile,
     products,
     queries,
@@ -131,11 +132,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--window-s", type=float, default=30)
     args = parser.parse_args()
-    if not args.upstream:
-        parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
-    upstream = args.upstream.rstrip("/")
-    if not upstream.startswith(("http://127.", "http://localhost")):
-        parser.error("loopback upstreams only")
+    upstream = loopback_upstream(parser, args.upstream)
 
     terms = queries(2000)
     index = load_index(upstream, products(args.docs))

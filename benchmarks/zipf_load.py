@@ -55,6 +55,7 @@ from proxy_load import (  # a sibling script, not a package
     ProxyProcess,
     emit,
     load_index,
+    loopback_upstream,
     percentile,
 )
 
@@ -254,11 +255,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--docs", type=int, default=None, help="index only this many products")
     args = parser.parse_args()
-    if not args.upstream:
-        parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
-    upstream = args.upstream.rstrip("/")
-    if not upstream.startswith(("http://127.", "http://localhost")):
-        parser.error("loopback upstreams only")
+    upstream = loopback_upstream(parser, args.upstream)
 
     ranked = homedepot_queries(args.seed)
     stream = zipf_stream(ranked, args.exponent, 200_000, args.seed)
