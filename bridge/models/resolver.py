@@ -30,6 +30,22 @@ def _looks_like_path(text: str) -> bool:
     return os.sep in text or "/" in text or text.startswith((".", "~")) or text.endswith(".onnx")
 
 
+def model_location(model: str | os.PathLike[str], *, cache_dir: Path | str | None = None) -> str:
+    """Where ``model`` resolves, as ``resolve_model`` would look (a known name's folder in
+    ``cache_dir``, a path), made absolute with symlinks resolved; nothing is read or downloaded.
+    An unknown name that is not a path is returned as it is (it resolves nowhere).
+
+    The model breaker keys failures by this: one name in two cache folders is two models.
+    """
+    if isinstance(model, str) and model in KNOWN_MODELS:
+        cache = Path(cache_dir).expanduser() if cache_dir is not None else None
+        return os.path.realpath(known_cache_dir(model, cache))
+    text = os.fspath(model)
+    if not isinstance(model, str) or _looks_like_path(text) or Path(text).exists():
+        return os.path.realpath(Path(text).expanduser())
+    return text
+
+
 def resolve_model(
     model: str | os.PathLike[str],
     *,

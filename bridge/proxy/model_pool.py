@@ -53,16 +53,22 @@ class ModelPool:
         loader: Loader | None = None,
     ) -> None:
         self._scorer_settings = scorer
+        self._where: dict[str, str | None] = {}
         if loader is None:  # the process-wide loader, whose breaker every door shares
             from bridge.scoring import shared_scorers
 
             self.breaker = shared_scorers.breaker
             self._load: Loader = lambda model, length: _load(model, length, scorer)
+            # the shared breaker keys a model by where its name resolves in this cache folder
+            self._locate: Callable[[str], str | None] = lambda model: shared_scorers.where(
+                model, scorer.cache_dir
+            )
         else:  # injected (tests, faults): a breaker of its own around it
             self.breaker = ModelBreaker()
             self._load = lambda model, length: self.breaker.load(
                 model, lambda: loader(model, length)
             )
+            self._locate = lambda model: None
         self._batching = batching
         self._metrics = metrics
         self._batchers: dict[ModelKey, MicroBatcher] = {}
@@ -70,9 +76,18 @@ class ModelPool:
         self.configured: list[str] = []  # loaded at start-up: health waits for these
         self._asked: set[str] = set()  # every model this pool was asked for
 
+    def where(self, model: str) -> str | None:
+        """Where ``model`` resolves (the breaker's key beside the name), worked out once."""
+        if model not in self._where:
+            self._where[model] = self._locate(model)
+        return self._where[model]
+
+    def _guard(self, model: str) -> None:
+        self.breaker.guard(model, where=self.where(model))
+
     async def _loaded(self, model: str, max_length: int | None) -> Any:
         self._asked.add(model)
-        self.breaker.guard(model)  # unavailable: fail now, not after a thread hop
+        self._guard(model)  # unavailable: fail now, not after a thread hop
         return await asyncio.to_thread(self._load, model, max_length)
 
     async def scorer(self, model: str, max_length: int | None = None) -> Any:
@@ -86,7 +101,7 @@ class ModelPool:
         if found is not None:
             return found
         self._asked.add(model)
-        self.breaker.guard(model)
+        self._guard(model)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             found = self._batchers.get(key)
@@ -129,11 +144,11 @@ class ModelPool:
     def status(self) -> dict[str, dict[str, Any]]:
         """Per model: ``loaded``, ``unavailable`` (with reason, fix, retry) or ``not loaded``."""
         loaded = {key[0] for key in self._batchers}
-        failing = self.breaker.status()
         states: dict[str, dict[str, Any]] = {}
         for model in sorted({*self.configured, *self._asked, *loaded}):
-            if model in failing:
-                states[model] = failing[model]
+            failure = self.breaker.failure(model, where=self.where(model))
+            if failure is not None:
+                states[model] = failure
             elif model in loaded:
                 states[model] = {"state": "loaded"}
             elif model in self.configured:
@@ -148,7 +163,7 @@ class ModelPool:
         """Pick up configured models the breaker's retry has loaded since (cached: no reload)."""
         loaded = {key[0] for key in self._batchers}
         for model in self.configured:
-            if model not in loaded and not self.breaker.is_open(model):
+            if model not in loaded and not self.breaker.is_open(model, where=self.where(model)):
                 with contextlib.suppress(Exception):
                     await self.batcher(model)
         self.update_metrics()

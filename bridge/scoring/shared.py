@@ -52,8 +52,19 @@ class SharedScorers:
                     self._scorers[key] = made
                 return made
 
-        # a model that failed to load fails at once until the breaker's retry thread loads it
-        return self.breaker.load(str(model), load_once)
+        # a model that failed to load fails at once until the breaker's retry thread loads it;
+        # keyed by where the name resolves: one name in two cache folders is two models
+        return self.breaker.load(str(model), load_once, where=self.where(model, opts.cache_dir))
+
+    @staticmethod
+    def where(model: str | Path, cache_dir: str | Path | None = None) -> str:
+        """Where ``model`` resolves with ``cache_dir``: the breaker's key beside the name."""
+        from bridge.models.resolver import model_location
+
+        try:
+            return model_location(model, cache_dir=cache_dir)
+        except (OSError, ValueError):  # an unreadable path: the load reports it
+            return str(model)
 
     def _session(self, files: ModelFiles, options: ScorerOptions) -> ort.InferenceSession:
         key = (str(files.onnx_path), options.providers, options.intra_op_threads, options.spin)

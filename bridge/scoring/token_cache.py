@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,11 @@ from bridge.scoring.lru import ENTRY_OVERHEAD, BytesLRU, CacheStats
 from bridge.scoring.surrogates import encode_well_formed
 
 IdArray = npt.NDArray[np.int32]
+# Token ids packed as native int32 bytes: a cached passage costs its ids and no array object, and
+# pairs are assembled by joining byte strings (one numpy read per call, not one call per piece).
+PackedIds = bytes
+ID_DTYPE = np.dtype(np.int32)
+ID_BYTES = ID_DTYPE.itemsize
 
 # 32 MiB holds the ids of about 300,000 product titles (~20 tokens each) or 25,000 abstracts.
 DEFAULT_TOKEN_CACHE_BYTES = 32 * 1024 * 1024
@@ -44,9 +50,36 @@ class PairTemplate:
 
     pieces: tuple[_Piece, ...]
 
-    @property
+    @cached_property
     def special_count(self) -> int:
         return sum(len(p.ids) for p in self.pieces if p.sequence is None)
+
+    @cached_property
+    def _passage_at(self) -> int:
+        return next(i for i, p in enumerate(self.pieces) if p.sequence == "B")
+
+    @cached_property
+    def tail(self) -> tuple[bytes, bytes]:
+        """Ids and type ids (packed) of the special tokens after the passage (BERT: ``[SEP]``)."""
+        after = self.pieces[self._passage_at + 1 :]
+        return (
+            _packed([i for p in after for i in p.ids]),
+            _packed([p.type_id for p in after for _ in p.ids]),
+        )
+
+    def prefix(self, query: PackedIds) -> tuple[bytes, bytes]:
+        """Ids and type ids (packed) of everything before the passage: ``[CLS] query [SEP]``."""
+        ids: list[bytes] = []
+        types: list[bytes] = []
+        for piece in self.pieces[: self._passage_at]:
+            part = query if piece.sequence == "A" else _packed(piece.ids)
+            ids.append(part)
+            types.append(_packed([piece.type_id]) * (len(part) // ID_BYTES))
+        return b"".join(ids), b"".join(types)
+
+    @cached_property
+    def passage_type(self) -> bytes:
+        return _packed([self.pieces[self._passage_at].type_id])
 
     @classmethod
     def of(cls, tokenizer: Tokenizer) -> PairTemplate | None:
@@ -90,35 +123,43 @@ def _from_template(spec: dict[str, Any]) -> PairTemplate | None:
     return PairTemplate(tuple(pieces)) if order == ["A", "B"] else None
 
 
-def _ids_size(key: str, value: IdArray) -> int:
-    return ENTRY_OVERHEAD + len(key.encode("utf-8", "surrogatepass")) + 49 + value.nbytes + 112
+def ids_size(key: str, value: PackedIds) -> int:
+    return ENTRY_OVERHEAD + len(key.encode("utf-8", "surrogatepass")) + 49 + len(value) + 33
+
+
+def _packed(ids: Sequence[int]) -> PackedIds:
+    return np.asarray(ids, dtype=ID_DTYPE).tobytes()
+
+
+def packed(ids: Sequence[int] | npt.NDArray[np.integer[Any]]) -> PackedIds:
+    """Token ids as :data:`PackedIds` (what :func:`assemble_pairs` and the caches hold)."""
+    return _packed(ids)  # type: ignore[arg-type]
 
 
 class PassageTokenCache:
-    """Token ids (no special tokens, at most ``keep`` of them) of passages, by passage text."""
+    """Token ids (no special tokens, at most ``keep`` of them) of passages, by passage text,
+    packed (:data:`PackedIds`)."""
 
     def __init__(self, tokenizer: Tokenizer, *, keep: int, max_bytes: int) -> None:
         self._tokenizer = tokenizer  # configured by the owner: no padding, truncation to ``keep``
         self.keep = keep
-        self._lru: BytesLRU[str, IdArray] = BytesLRU(max_bytes=max_bytes, size_of=_ids_size)
+        self._lru: BytesLRU[str, PackedIds] = BytesLRU(max_bytes=max_bytes, size_of=ids_size)
 
-    def ids(self, passages: Sequence[str]) -> list[IdArray]:
+    def ids(self, passages: Sequence[str]) -> list[PackedIds]:
+        """Each passage's ids; every passage not cached is tokenized in ONE batch call."""
         unique = list(dict.fromkeys(passages))
         found = self._lru.get_many(unique) if self._lru.enabled else [None] * len(unique)
+        if len(unique) == len(passages) and None not in found:
+            return found  # type: ignore[return-value]  # the warm path: every passage cached
         missing = [text for text, ids in zip(unique, found, strict=True) if ids is None]
-        fresh: dict[str, IdArray] = {}
-        if missing:
-            fast = getattr(self._tokenizer, "encode_batch_fast", None)
-            encode = fast or self._tokenizer.encode_batch
-            encodings = encode_well_formed(encode, missing, add_special_tokens=False)
-            fresh = {
-                text: np.asarray(e.ids, dtype=np.int32)
-                for text, e in zip(missing, encodings, strict=True)
-            }
-            self._lru.put_many(list(fresh), list(fresh.values()))
-        by_text = {text: ids for text, ids in zip(unique, found, strict=True) if ids is not None}
-        by_text.update(fresh)
-        return [by_text[p] for p in passages]
+        fast = getattr(self._tokenizer, "encode_batch_fast", None)
+        encode = fast or self._tokenizer.encode_batch
+        encodings = encode_well_formed(encode, missing, add_special_tokens=False)
+        fresh = [_packed(e.ids) for e in encodings]
+        self._lru.put_many(missing, fresh)
+        by_text = dict(zip(unique, found, strict=True))
+        by_text.update(zip(missing, fresh, strict=True))
+        return [by_text[p] for p in passages]  # type: ignore[misc]
 
     def stats(self) -> CacheStats:
         return self._lru.stats()
@@ -138,42 +179,47 @@ class AssembledPairs:
 
 def assemble_pairs(
     template: PairTemplate,
-    queries: Sequence[IdArray],
-    passages: Sequence[IdArray],
+    queries: Sequence[PackedIds | IdArray],
+    passages: Sequence[PackedIds | IdArray],
     *,
     max_length: int,
 ) -> AssembledPairs:
     """Each pair as the template lays it out, the passage cut from the right to fit
-    ``max_length`` (``only_second``); the query must leave room (the caller caps it)."""
-    special = template.special_count
-    cut = [
-        min(len(p), max(0, max_length - special - len(q)))
-        for q, p in zip(queries, passages, strict=True)
-    ]
-    lengths = np.fromiter(
-        (special + len(q) + c for q, c in zip(queries, cut, strict=True)),
-        dtype=np.int64,
-        count=len(cut),
+    ``max_length`` (``only_second``); the query must leave room (the caller caps it).
+
+    No per-token Python and no per-piece numpy call: each distinct query's prefix (``[CLS] query
+    [SEP]``) is packed once, every pair is three byte strings (prefix, passage or its cut, tail)
+    for the ids and three for the type ids, joined once and read by numpy once."""
+    n = len(queries)
+    if n != len(passages):
+        raise ValueError(f"{n} queries for {len(passages)} passages")
+    tail, tail_types = template.tail
+    passage_type = template.passage_type
+    tail_length = len(tail) // ID_BYTES
+    prefixes: dict[int, tuple[bytes, bytes, int, int]] = {}  # by id(): one object per query
+    ids: list[bytes] = []
+    types: list[bytes] = []
+    lengths: list[int] = []
+    for query, passage in zip(queries, passages, strict=True):
+        known = prefixes.get(id(query))
+        if known is None:
+            query_ids = query if isinstance(query, bytes) else packed(query)
+            prefix, prefix_types = template.prefix(query_ids)
+            room = max(max_length - template.special_count - len(query_ids) // ID_BYTES, 0)
+            known = prefixes[id(query)] = (prefix, prefix_types, room, len(prefix) // ID_BYTES)
+        prefix, prefix_types, room, prefix_length = known
+        data = passage if isinstance(passage, bytes) else packed(passage)
+        keep = min(len(data) // ID_BYTES, room)
+        if keep * ID_BYTES < len(data):
+            data = data[: keep * ID_BYTES]
+        ids += (prefix, data, tail)
+        types += (prefix_types, passage_type * keep, tail_types)
+        lengths.append(prefix_length + keep + tail_length)
+    return AssembledPairs(
+        ids=np.frombuffer(b"".join(ids), dtype=ID_DTYPE).astype(np.int64),
+        type_ids=np.frombuffer(b"".join(types), dtype=ID_DTYPE).astype(np.int64),
+        lengths=np.array(lengths, dtype=np.int64),
     )
-    total = int(lengths.sum())
-    ids = np.empty(total, dtype=np.int64)
-    type_ids = np.empty(total, dtype=np.int64)
-    at = 0
-    for q, p, c in zip(queries, passages, cut, strict=True):
-        for piece in template.pieces:
-            part: Sequence[int] | IdArray
-            if piece.sequence is None:
-                part = piece.ids
-            elif piece.sequence == "A":
-                part = q
-            else:
-                part = p[:c]
-            n = len(part)
-            if n:
-                ids[at : at + n] = part
-                type_ids[at : at + n] = piece.type_id
-                at += n
-    return AssembledPairs(ids=ids, type_ids=type_ids, lengths=lengths)
 
 
 class TokenTimer:

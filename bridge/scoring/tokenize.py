@@ -20,15 +20,22 @@ from tokenizers import Tokenizer
 
 from bridge.errors import ModelError
 from bridge.scoring.chunking import window_starts
-from bridge.scoring.lru import CacheStats
+from bridge.scoring.lru import BytesLRU, CacheStats
 from bridge.scoring.surrogates import encode_well_formed, well_formed
 from bridge.scoring.token_cache import (
     DEFAULT_TOKEN_CACHE_BYTES,
+    PackedIds,
     PairTemplate,
     PassageTokenCache,
     TokenTimer,
     assemble_pairs,
+    ids_size,
+    packed,
 )
+
+# Distinct queries whose ids are kept (a few hundred KiB at most: queries are short).
+QUERY_CACHE_ENTRIES = 4096
+QUERY_CACHE_BYTES = 1024 * 1024
 
 IntArray = npt.NDArray[np.int64]
 
@@ -134,6 +141,16 @@ class PairTokenizer:
             self.token_cache = PassageTokenCache(
                 passages, keep=self.max_length, max_bytes=token_cache_bytes
             )
+        # Head queries recur all day too: their (capped) ids, by query text, beside the passages'.
+        self._query_cache: BytesLRU[str, PackedIds] | None = (
+            BytesLRU(
+                max_bytes=min(QUERY_CACHE_BYTES, token_cache_bytes),
+                size_of=ids_size,
+                max_entries=QUERY_CACHE_ENTRIES,
+            )
+            if self.token_cache is not None
+            else None
+        )
 
     def _capped(self, query: str) -> str:
         query = well_formed(query)
@@ -167,12 +184,26 @@ class PairTokenizer:
         cache: PassageTokenCache,
         template: PairTemplate,
     ) -> Tokens:
-        queries = {q: self._query_ids(q) for q in dict.fromkeys(q for q, _ in pairs)}
+        texts = [q for q, _ in pairs]
+        distinct = list(dict.fromkeys(texts))
+        if len(distinct) == 1:  # one search: every pair has the same query
+            query_ids = [self._cached_query_ids(distinct[0])] * len(pairs)
+        else:
+            by_text = {q: self._cached_query_ids(q) for q in distinct}
+            query_ids = [by_text[q] for q in texts]
         passages = cache.ids([p for _, p in pairs])
-        built = assemble_pairs(
-            template, [queries[q] for q, _ in pairs], passages, max_length=self.max_length
-        )
+        built = assemble_pairs(template, query_ids, passages, max_length=self.max_length)
         return Tokens(ids=built.ids, type_ids=built.type_ids, lengths=built.lengths)
+
+    def _cached_query_ids(self, query: str) -> PackedIds:
+        cache = self._query_cache
+        if cache is None:
+            return packed(self._query_ids(query))
+        (found,) = cache.get_many((query,))
+        if found is None:
+            found = packed(self._query_ids(query))
+            cache.put_many((query,), (found,))
+        return found
 
     def encode_windows(
         self, query: str, passages: Sequence[str], *, tokens: int, stride: int

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import DownloadError, ModelNotFoundError, ModelUnavailableError
+from bridge.errors import DownloadError, ModelError, ModelNotFoundError, ModelUnavailableError
 from bridge.scoring import SharedScorers
 from bridge.scoring.availability import ModelBreaker
 
@@ -156,3 +156,82 @@ def test_shared_scorers_load_a_model_folder_that_appears_later(
         assert len(scorers.get(str(folder)).score("drill", ["cordless drill"])) == 1
     finally:
         scorers.breaker.stop()
+
+
+def _broken_copy(good: Path, cache: Path, name: str) -> Path:
+    """``name``'s folder copied into ``cache`` with its ONNX graph replaced by garbage."""
+    import shutil
+
+    folder = cache / name
+    shutil.copytree(good / name, folder, ignore=shutil.ignore_patterns("*.optimized-*"))
+    for graph in folder.glob("*.onnx"):
+        graph.write_bytes(b"not an onnx graph")
+    return folder
+
+
+def test_one_name_in_two_cache_folders_is_two_models(
+    tmp_path: Path, flashrank_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RERANK_BRIDGE_OFFLINE", "1")
+    name = "ms-marco-TinyBERT-L-2-v2"
+    broken = tmp_path / "broken-cache"
+    _broken_copy(flashrank_cache_dir, broken, name)
+    scorers = SharedScorers()
+    try:
+        with pytest.raises(ModelError):
+            scorers.get(name, cache_dir=broken)
+        with pytest.raises(ModelUnavailableError):  # the broken copy stays refused...
+            scorers.get(name, cache_dir=broken)
+        # ...but the same name in another cache folder is another model: it loads
+        good = scorers.get(name, cache_dir=flashrank_cache_dir)
+        assert len(good.score("drill", ["cordless drill", "garden hose"])) == 2
+        where = {c: scorers.where(name, c) for c in (broken, flashrank_cache_dir)}
+        assert (
+            scorers.breaker.is_open(name, where=where[broken]),
+            scorers.breaker.is_open(name, where=where[flashrank_cache_dir]),
+            scorers.breaker.status()[name]["where"],
+        ) == (True, False, str((broken / name).resolve()))
+    finally:
+        scorers.breaker.stop()
+
+
+def test_the_proxy_pools_guard_one_name_per_cache_folder(
+    tmp_path: Path, flashrank_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from bridge.proxy.model_pool import ModelPool
+    from bridge.proxy.prometheus import ProxyMetrics
+    from bridge.proxy.settings import BatchingSettings, ScorerSettings
+    from bridge.scoring import shared_scorers
+
+    monkeypatch.setenv("RERANK_BRIDGE_OFFLINE", "1")
+    name = "ms-marco-TinyBERT-L-2-v2"
+    broken = tmp_path / "broken-cache"
+    _broken_copy(flashrank_cache_dir, broken, name)
+    pools = {
+        label: ModelPool(
+            ScorerSettings(cache_dir=str(cache)), BatchingSettings(enabled=False), ProxyMetrics()
+        )
+        for label, cache in (("broken", broken), ("good", flashrank_cache_dir))
+    }
+
+    async def run() -> tuple[str, str, list[float]]:
+        try:
+            for pool in pools.values():
+                await pool.preload([name])  # the broken one fails: the proxy stays up
+            batcher = await pools["good"].batcher(name)
+            scores = await batcher.score([("drill", "cordless drill"), ("drill", "garden hose")])
+            with pytest.raises(ModelUnavailableError):
+                await pools["broken"].batcher(name)
+            states = {label: pool.status()[name]["state"] for label, pool in pools.items()}
+            return states["broken"], states["good"], list(scores)
+        finally:
+            for pool in pools.values():
+                await pool.aclose()
+
+    try:
+        broken_state, good_state, scores = asyncio.run(run())
+    finally:
+        shared_scorers.clear()  # the scorers loaded from tmp_path are this test's
+    assert (broken_state, good_state, len(scores)) == ("unavailable", "loaded", 2)
