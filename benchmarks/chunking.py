@@ -1,13 +1,16 @@
-"""Long documents at a short max_length: cut vs chunked (MaxP), NDCG@10 and time, same run.
+"""Long documents at a short max_length: cut vs chunked, NDCG@10 and time, same run, one door.
 
-Cranfield abstracts and TREC-DL-2019 passages are indexed into a real node; BM25 gives each query
-its top ``--window`` once; the cross-encoder then reranks those same hits at each ``max_length``
-(64, 128) with the passage cut (today's behaviour) and with ``chunking`` (windows of what the
-query leaves under max_length, stride 3/4 of that, aggregate max/first/mean), in alternating order
-per query. Scores are model-only (``replace``). JSON lines; needs ../shared and a node:
+Cranfield abstracts and TREC-DL-2019 passages are indexed into a real node; every query goes
+through the library's door (``RerankingSearch``, the sync wrapper: plan, BM25 search, passages,
+scoring, answer) once per system: the cross-encoder reranks the BM25 top ``--window`` at each
+``max_length`` (64, 128) with the passage cut (``chunking`` off, today's behaviour) and with each
+``--chunking`` value (default: MaxP over the default windows, and MaxP over the 2 windows that
+best match the query, Elasticsearch's ``chunk_rescorer`` with ``size: 2``). Systems run in
+alternating order per query. Scores are model-only (``replace``); the score cache and the token
+cache are off so no system reuses another's work. JSON lines; needs ../shared and a node:
 
     export RERANK_BRIDGE_TEST_ES_URL=http://127.0.0.1:9200
-    .venv/bin/python benchmarks/chunking.py
+    .venv/bin/python benchmarks/chunking.py --queries 0
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RERANK_BRIDGE_SHARED", REPO.parent / "shared"))
 TRAINED = SHARED / "models" / "homedepot-minilm-l6-ce"
+DEFAULT_CHUNKINGS = ['{"aggregate": "max"}', '{"aggregate": "max", "size": 2}']
 
 
 def emit(**record: Any) -> None:
@@ -31,14 +35,35 @@ def emit(**record: Any) -> None:
     print(json.dumps(record), flush=True)
 
 
+class UncachedScorers:
+    """The door's scorer registry: one scorer per (model, max_length), every cache off."""
+
+    def __init__(self) -> None:
+        self._scorers: dict[tuple[str, int | None], Any] = {}
+
+    def get(self, model: str, *, max_length: int | None = None) -> Any:
+        from bridge.scoring import load_scorer
+
+        key = (model, max_length)
+        if key not in self._scorers:
+            self._scorers[key] = load_scorer(
+                model, max_length=max_length, cache_size=0, token_cache_bytes=0
+            )
+        return self._scorers[key]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--upstream", default=os.environ.get("RERANK_BRIDGE_TEST_ES_URL"))
     parser.add_argument("--model", default=str(TRAINED))
-    parser.add_argument("--queries", type=int, default=25, help="queries per dataset (seeded)")
+    parser.add_argument(
+        "--queries", type=int, default=0, help="judged queries per dataset (seeded; 0 = all)"
+    )
     parser.add_argument("--window", type=int, default=20)
     parser.add_argument("--max-lengths", default="64,128")
-    parser.add_argument("--aggregates", default="max,first,mean")
+    parser.add_argument(
+        "--chunking", action="append", help="rerank.chunking JSON; repeatable (default: 2)"
+    )
     parser.add_argument("--datasets", default="cranfield,msmarco-dl19")
     args = parser.parse_args()
     if not args.upstream:
@@ -48,75 +73,93 @@ def main() -> int:
     from bridge.eval.datasets import load_dataset
     from bridge.eval.engine import connect
     from bridge.eval.ir_metrics import evaluate
-    from bridge.scoring import CrossEncoderScorer, load_scorer
-    from bridge.scoring.chunking import ChunkingConfig
+    from bridge.search import RerankingSearch
 
     client, _ = connect(args.upstream)
+    door = RerankingSearch(client, scorers=UncachedScorers())
     lengths = [int(v) for v in args.max_lengths.split(",")]
-    scorers: dict[int, CrossEncoderScorer] = {}
-    for length in lengths:
-        scorer = load_scorer(args.model, max_length=length, token_cache_bytes=0)
-        assert isinstance(scorer, CrossEncoderScorer)
-        scorers[length] = scorer
+    chunkings = [json.loads(c) for c in args.chunking or DEFAULT_CHUNKINGS]
     emit(
         setup="chunking",
+        door="RerankingSearch (sync wrapper)",
         model=args.model,
         window=args.window,
-        queries_per_dataset=args.queries,
+        chunkings=chunkings,
         started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     )
     for name in args.datasets.split(","):
-        dataset = load_dataset(SHARED / "data" / name, max_queries=args.queries)
+        dataset = load_dataset(SHARED / "data" / name, max_queries=args.queries or None)
         queries = dataset.judged_queries()
-        systems: dict[str, Any] = {"bm25": None}
+        fields = list(dataset.text_fields)
+        systems: dict[str, dict[str, Any] | None] = {"bm25": None}
         for length in lengths:
-            room = length - 3 - 8  # about what a short query leaves
-            systems[f"cut@{length}"] = (length, None)
-            for how in args.aggregates.split(","):
-                chunking = ChunkingConfig(tokens=room, stride=max(1, room * 3 // 4), aggregate=how)  # type: ignore[arg-type]
-                systems[f"{how}p@{length}"] = (length, chunking)
+            systems[f"cut@{length}"] = {"max_length": length, "chunking": None}
+            for chunking in chunkings:
+                label = chunking.get("aggregate", "max") + (
+                    f" top{chunking['size']}" if chunking.get("size") else ""
+                )
+                systems[f"{label}@{length}"] = {"max_length": length, "chunking": chunking}
         runs: dict[str, dict[str, list[str]]] = {s: {} for s in systems}
-        times: dict[str, list[float]] = {s: [] for s in systems}
+        wall: dict[str, list[float]] = {s: [] for s in systems}
+        model_ms: dict[str, list[float]] = {s: [] for s in systems}
         windows: dict[str, list[int]] = {s: [] for s in systems}
         with temporary_index(client, dataset, progress=False) as index:
             client.indices.refresh(index=index)
+            for _, section in systems.items():  # load each session before timing
+                if section is not None:
+                    rerank = {"model": args.model, "fields": fields, **section}
+                    door.search(index=index, body={"query": {"match_all": {}}}, rerank=rerank)
             for number, (qid, text) in enumerate(queries.items()):
-                fields = list(dataset.text_fields)
-                body = {"multi_match": {"query": text, "fields": fields}}
-                hits = client.search(index=index, query=body, size=args.window).body["hits"]["hits"]
-                ids = [str(h["_source"].get("doc_id", h["_id"])) for h in hits]
-                texts = [
-                    " ".join(str(h["_source"].get(f) or "") for f in fields).strip() for h in hits
-                ]
+                body = {"query": {"multi_match": {"query": text, "fields": fields}}}
+                body["size"] = args.window
                 names = list(systems)
                 if number % 2:
                     names.reverse()
                 for system in names:
-                    spec = systems[system]
+                    section = systems[system]
+                    rerank: Any = None
+                    if section is not None:
+                        rerank = {
+                            "model": args.model,
+                            "fields": fields,
+                            "query": text,
+                            "window_size": args.window,
+                            "timeout_ms": None,
+                            "explain": True,
+                            **section,
+                        }
                     began = time.perf_counter()
-                    if spec is None:
-                        scores = [float(len(hits) - i) for i in range(len(hits))]
-                    elif spec[1] is None:
-                        scores = scorers[spec[0]].score(text, texts) if texts else []
-                    else:
-                        found = scorers[spec[0]].score_chunked(text, texts, spec[1])
-                        scores = found.scores
-                        windows[system].append(sum(found.windows))
-                    times[system].append((time.perf_counter() - began) * 1000)
-                    ranked = sorted(range(len(ids)), key=lambda i: -scores[i])
-                    runs[system][qid] = [ids[i] for i in ranked]
+                    answer = door.search(index=index, body=body, rerank=rerank)
+                    wall[system].append((time.perf_counter() - began) * 1000)
+                    hits = answer["hits"]["hits"]
+                    runs[system][qid] = [str(h["_source"].get("doc_id", h["_id"])) for h in hits]
+                    if section is not None:
+                        summary = answer["rerank"]
+                        if summary["status"] not in ("ok", "empty"):
+                            raise RuntimeError(f"{system} {qid}: {summary}")
+                        model_ms[system].append(summary["timings_ms"].get("model", 0.0))
+                        bests = [h["_rerank"].get("best_window") for h in hits]
+                        windows[system].append(sum(b["scored"] if b else 1 for b in bests))
         qrels = {qid: dataset.qrels[qid] for qid in queries}
         for system in systems:
+            length = (systems[system] or {}).get("max_length")
+            cut = model_ms.get(f"cut@{length}") if length else None
+            mean_model = statistics.fmean(model_ms[system]) if model_ms[system] else None
             emit(
                 dataset=name,
                 system=system,
                 queries=len(queries),
                 **{"ndcg@10": round(evaluate(qrels, runs[system]).mean["ndcg@10"], 4)},
-                rerank_ms_mean=round(statistics.fmean(times[system]), 1),
-                windows_per_query=round(statistics.fmean(windows[system]), 1)
+                search_ms_mean=round(statistics.fmean(wall[system]), 1),
+                model_ms_mean=round(mean_model, 1) if mean_model is not None else None,
+                model_time_vs_cut=round(mean_model / statistics.fmean(cut), 2)
+                if cut and mean_model is not None
+                else None,
+                pairs_per_query=round(statistics.fmean(windows[system]), 1)
                 if windows[system]
                 else None,
             )
+    client.close()
     return 0
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from bridge.chunking import ChunkingConfig
 from bridge.errors import ConfigError
 
 FusionMethod = Literal["replace", "linear", "rrf", "rescore"]
@@ -144,6 +145,7 @@ class RerankConfig:
     on_failure: OnFailure = "original"
     explain: bool = False
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    chunking: ChunkingConfig | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -178,6 +180,7 @@ class RerankConfig:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["fields"] = list(self.fields) if self.fields is not None else None
         out["fusion"] = self.fusion.to_dict()
+        out["chunking"] = self.chunking.to_dict() if self.chunking is not None else None
         return out
 
 
@@ -227,6 +230,8 @@ def _merge(base: RerankConfig, value: Mapping[str, Any], path: str) -> RerankCon
             kwargs[name] = text
         elif name == "query":
             kwargs[name] = _optional_str(raw, where)
+        elif name == "chunking":
+            kwargs[name] = ChunkingConfig.from_value(raw, path=where)
     try:
         return replace(base, **kwargs)
     except ConfigError as exc:
@@ -252,6 +257,8 @@ def _validate(config: RerankConfig) -> None:
         raise ConfigError("a template must name at least one {field}", field="template")
     if not isinstance(config.fusion, FusionConfig):
         raise ConfigError("expected a FusionConfig", field="fusion")
+    if config.chunking is not None and not isinstance(config.chunking, ChunkingConfig):
+        raise ConfigError("expected a ChunkingConfig or None", field="chunking")
     _check_choice(config.on_failure, ON_FAILURE, "on_failure")
     if config.timeout_ms is not None:
         _int_at_least(config.timeout_ms, 1, "timeout_ms")
@@ -309,4 +316,4 @@ def _fields(value: Any, where: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-__all__ = ["FusionConfig", "RerankConfig"]
+__all__ = ["ChunkingConfig", "FusionConfig", "RerankConfig"]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bridge.chunking import ChunkingConfig
 from bridge.config import DEFAULT_MODEL
 from bridge.errors import InputError
 from bridge.scoring import BiEncoderScorer, CrossEncoderScorer, shared_scorers
@@ -66,11 +67,14 @@ class Ranker:
         cache_size: int = 0,
         spin: bool = False,
         token_cache_bytes: int = DEFAULT_TOKEN_CACHE_BYTES,
+        chunking: ChunkingConfig | Mapping[str, Any] | bool | None = None,
     ) -> None:
         # log_level is accepted for FlashRank compatibility; a library leaves logging to the app.
         del log_level
         self.model_name = model_name
         self.max_length = max_length
+        # long passages as windows (bridge.chunking); each result then names its best window
+        self.chunking = ChunkingConfig.from_value(chunking, path="chunking")
         self.scorer: CrossEncoderScorer | BiEncoderScorer = shared_scorers.get(
             model_name,
             cache_dir=cache_dir,
@@ -92,12 +96,18 @@ class Ranker:
         texts = _passage_texts(passages)
         if not texts:
             return []
-        scores = self.scorer.score(request.query, texts)
+        extra: list[dict[str, Any]] = [{} for _ in texts]
+        if self.chunking is None:
+            scores = self.scorer.score(request.query, texts)
+        else:
+            chunked = self.scorer.score_chunked(request.query, texts, self.chunking)
+            scores = chunked.scores
+            extra = [{"best_window": best.to_dict()} for best in chunked.best]
         # Stable: equal scores keep the input order.
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         if top_n is not None:
             order = order[:top_n]
-        return [{**passages[i], "score": scores[i]} for i in order]
+        return [{**passages[i], "score": scores[i], **extra[i]} for i in order]
 
     async def arerank(
         self, request: RerankRequest, *, top_n: int | None = None

@@ -10,12 +10,14 @@ Without ``rerank`` the call is passed through untouched.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from bridge.chunking import ChunkedScores
 from bridge.config import RerankConfig
-from bridge.errors import UpstreamError
+from bridge.errors import ModelError, UpstreamError
 from bridge.pipeline.flow import (
     Embed,
     Flow,
@@ -196,12 +198,21 @@ class SyncDoor:
     def scorer(self, effect: Score) -> _Scorer:
         return self.owner.scorers.get(effect.model, max_length=effect.max_length)
 
-    def score(self, effect: Score) -> list[float]:
-        scorer = self.scorer(effect)
+    def score(self, effect: Score) -> list[float] | ChunkedScores:
+        scoring = scoring_of(self.scorer(effect), effect)
         if effect.timeout_s is None:
-            return scorer.score(effect.query, effect.passages)
-        work = self.owner._pool().submit(scorer.score, effect.query, effect.passages)
-        return work.result(timeout=effect.timeout_s)
+            return scoring()
+        return self.owner._pool().submit(scoring).result(timeout=effect.timeout_s)
+
+
+def scoring_of(scorer: Any, effect: Score) -> Callable[[], list[float] | ChunkedScores]:
+    """The model work of a Score effect: whole passages, or with ``chunking`` their windows."""
+    if effect.chunking is None:
+        return functools.partial(scorer.score, effect.query, effect.passages)
+    score_chunked = getattr(scorer, "score_chunked", None)
+    if score_chunked is None:
+        raise ModelError(f"{type(scorer).__name__} cannot score passages as windows (chunking)")
+    return functools.partial(score_chunked, effect.query, effect.passages, effect.chunking)
 
 
 class AsyncRerankingSearch(_Base):
@@ -247,9 +258,9 @@ class AsyncDoor:
         self.response = await self.owner.client.search(body=effect.body, **effect.params)
         return _body_of(self.response)
 
-    async def score(self, effect: Score) -> list[float]:
+    async def score(self, effect: Score) -> list[float] | ChunkedScores:
         scorer = await self._off_loop(self.sync.scorer, effect)
-        scoring = self._off_loop(scorer.score, effect.query, effect.passages)
+        scoring = self._off_loop(scoring_of(scorer, effect))
         return await asyncio.wait_for(scoring, effect.timeout_s)
 
     def _off_loop(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:

@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="fusion method (replace, linear, rrf, rescore) or a JSON object; repeatable",
     )
     parser.add_argument(
+        "--chunking",
+        action="append",
+        help="rerank.chunking as a JSON object (e.g. '{\"tokens\": 53}'), or off (passages "
+        "cut at --max-length); repeatable: each value is one more rerank system per model",
+    )
+    parser.add_argument(
         "--max-queries",
         type=int,
         help="at most N judged queries: a seeded sample of a dataset (Home Depot: among queries "
@@ -86,7 +92,18 @@ def _fusion(text: str) -> str | dict[str, Any]:
     return text
 
 
+def _chunking(text: str) -> Any:
+    if text.strip().lower() in ("off", "none", "false"):
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EvalError(f"--chunking is not valid JSON or off: {exc.msg}") from None
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
+    from bridge.chunking import ChunkingConfig
     from bridge.config import FusionConfig
     from bridge.eval.api import eval_dataset, eval_index
     from bridge.eval.choice import default_models
@@ -106,10 +123,14 @@ def run(args: argparse.Namespace) -> int:
     fusions = [_fusion(f) for f in (args.fusion or ["replace"])]
     for fusion in fusions:
         FusionConfig.from_value(fusion, path="--fusion")  # fail before indexing anything
+    chunkings = [
+        ChunkingConfig.from_value(_chunking(c), path="--chunking") for c in args.chunking or ["off"]
+    ]
     settings = EvalSettings(
         models=args.model or default_models(),
         windows=_windows(args.window),
         fusions=fusions,
+        chunkings=chunkings,
         max_length=args.max_length,
         progress=not args.no_progress,
     )

@@ -32,6 +32,8 @@ def plot_quality_latency(report: EvalReport, path: Path) -> Path:
         key = s.system if s.model is None else f"{s.system} · {s.model}"
         if s.fusion and s.fusion != "replace":
             key += f" · {s.fusion}"
+        if s.chunking:
+            key += f" · {s.chunking}"
         series.setdefault(key, []).append((s.p50_ms, s.mean["ndcg@10"], s.window))
     for key, points in series.items():
         points.sort(key=lambda p: p[2] or 0)

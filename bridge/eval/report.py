@@ -24,6 +24,7 @@ def report_dict(report: EvalReport) -> dict[str, Any]:
             "model": s.model,
             "window": s.window,
             "fusion": s.fusion,
+            "chunking": s.chunking,
             "metrics": {k: round(v, 6) for k, v in s.mean.items()},
             "latency_ms": {"p50": _finite(s.p50_ms), "p90": _finite(s.p90_ms)},
             "fallbacks": s.fallbacks,

@@ -29,6 +29,7 @@ class SystemResult:
     model: str | None = None
     window: int | None = None
     fusion: str | None = None
+    chunking: str | None = None  # e.g. "chunks 128/96 max" (rerank.chunking), None: passages cut
     fallbacks: int = 0  # queries answered in engine order because reranking failed open
     depth: int | None = None  # hits asked of the engine (recall@window is measured at this depth)
 
@@ -43,6 +44,8 @@ class SystemResult:
             parts.append(f"top {self.depth}")
         if self.fusion and self.fusion != "replace":
             parts.append(self.fusion)
+        if self.chunking:
+            parts.append(self.chunking)
         return " ".join(parts)
 
     @property

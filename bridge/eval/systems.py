@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.chunking import ChunkingConfig
 from bridge.errors import BridgeError, EvalError, UpstreamError
 from bridge.eval.choice import display_name
 from bridge.eval.ir_metrics import evaluate
@@ -27,11 +28,15 @@ FAIL_OPEN_STATUSES = frozenset({"timeout", "model_error", "skipped", "unsupporte
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """What to run: rerank models x windows x fusions, on which fields."""
+    """What to run: rerank models x windows x fusions x chunkings, on which fields.
+
+    ``chunkings``: ``None`` (passages cut at ``max_length``) and/or ``rerank.chunking`` values.
+    """
 
     models: Sequence[str]
     windows: Sequence[int] = (20, 50, 100)
     fusions: Sequence[str | Mapping[str, Any]] = ("replace",)
+    chunkings: Sequence[ChunkingConfig | None] = (None,)
     text_fields: Sequence[str] = ("title", "text")
     vector_field: str | None = None
     max_length: int | None = None
@@ -52,9 +57,18 @@ class _System:
     model: str | None = None
     window: int | None = None
     fusion: str | Mapping[str, Any] | None = None
+    chunking: ChunkingConfig | None = None
     runs: dict[str, list[str]] = field(default_factory=dict)
     latency_ms: list[float] = field(default_factory=list)
     fallbacks: int = 0
+
+
+def chunking_name(chunking: ChunkingConfig | None) -> str | None:
+    """A short label: ``chunks 128/96 max`` (tokens/stride aggregate, ``top N`` with size)."""
+    if chunking is None:
+        return None
+    top = f" top {chunking.size}" if chunking.size is not None else ""
+    return f"chunks {chunking.tokens}/{chunking.step} {chunking.aggregate}{top}"
 
 
 def _fusion_name(fusion: str | Mapping[str, Any] | None) -> str | None:
@@ -111,6 +125,7 @@ class EvalRunner:
             "query": text,
             "fusion": system.fusion or "replace",
             "max_length": self.settings.max_length,
+            "chunking": system.chunking,
             # no budget: an eval measures the model, not the fail-open path (counted if it fires)
             "timeout_ms": None,
             "explain": True,
@@ -149,10 +164,12 @@ class EvalRunner:
             out.append(_System("knn", depth))
         for model in s.models:
             for fusion in s.fusions:
-                for window in sorted(set(s.windows)):
-                    out.append(_System("bm25+rerank", window, model, window, fusion))
-                    if self.embed is not None:
-                        out.append(_System("hybrid+rerank", window, model, window, fusion))
+                for chunking in s.chunkings:
+                    for window in sorted(set(s.windows)):
+                        grid = (window, model, window, fusion, chunking)
+                        out.append(_System("bm25+rerank", *grid))
+                        if self.embed is not None:
+                            out.append(_System("hybrid+rerank", *grid))
         return out
 
     def run(
@@ -211,6 +228,7 @@ class EvalRunner:
             model=display_name(system.model) if system.model else None,
             window=system.window if system.model else None,
             fusion=_fusion_name(system.fusion),
+            chunking=chunking_name(system.chunking),
             mean={rename.get(k, k): v for k, v in scores.mean.items()},
             per_query={
                 qid: {rename.get(k, k): v for k, v in values.items()}
@@ -244,4 +262,5 @@ class EvalRunner:
 def _label(system: _System) -> str:
     model = f" {display_name(system.model)}" if system.model else ""
     window = f" w={system.window}" if system.window else ""
-    return f"{system.system}{model}{window}"
+    chunks = f" {chunking_name(system.chunking)}" if system.chunking else ""
+    return f"{system.system}{model}{window}{chunks}"

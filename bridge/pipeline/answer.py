@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bridge.chunking import BestWindow
 from bridge.pipeline.fuse import beyond_window_scores, fuse, fused_order
 from bridge.pipeline.plan import Plan
 from bridge.pipeline.source import apply_filter_path, apply_source_filter
@@ -33,6 +34,7 @@ class Outcome:
     """What scoring produced: model scores for the window hits (engine order) or why not.
 
     ``timings_ms`` holds ``texts``, ``model`` and, when the adapter measured it, ``engine``.
+    ``best_windows``: with chunking, each window hit's best window (``bridge.chunking``).
     """
 
     status: OutcomeStatus
@@ -40,6 +42,7 @@ class Outcome:
     error: str | None = None
     missing: dict[str, int] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    best_windows: list[BestWindow] | None = None
 
     @property
     def reranked(self) -> bool:
@@ -99,6 +102,8 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
                     "engine_rank": index + 1,
                     "fused_score": fused[index],
                 }
+                if outcome.best_windows is not None:
+                    hit["_rerank"]["best_window"] = outcome.best_windows[index].to_dict()
             ordered.append(hit)
         reranked = sum(1 for i in order if i < n) - dropped
         # rescore: the top of the whole list (as the engine reports it); else of the window.
@@ -183,6 +188,8 @@ def _summary(plan: Plan, outcome: Outcome, *, reranked: int, dropped: int) -> di
         "timings_ms": dict(outcome.timings_ms),
         "missing_fields": dict(outcome.missing),
     }
+    if config.chunking is not None:
+        out["chunking"] = config.chunking.to_dict()
     if plan.reason:
         out["reason"] = plan.reason
     if outcome.error:

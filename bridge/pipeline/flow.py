@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from bridge.chunking import BestWindow, ChunkedScores, ChunkingConfig
 from bridge.config import RerankConfig
 from bridge.errors import (
     BridgeError,
@@ -67,7 +68,8 @@ class Score:
 
     ``timeout_s`` is what is left of ``timeout_ms`` (``None``: no limit). A door that stops
     waiting throws a ``TimeoutError`` (or ``RerankTimeout``) in; loading the model is not part
-    of the budget.
+    of the budget. With ``chunking`` the door scores each passage's windows and sends back a
+    ``ChunkedScores`` (``bridge.chunking``: the aggregated scores and each best window).
     """
 
     name: ClassVar[str] = "score"
@@ -76,6 +78,7 @@ class Score:
     query: str
     passages: tuple[str, ...]
     timeout_s: float | None
+    chunking: ChunkingConfig | None = None
 
 
 Effect = Embed | Search | Score
@@ -142,8 +145,10 @@ def _score_window(response: Mapping[str, Any], plan: Plan) -> Generator[Effect, 
         timings["texts"] = _ms_since(started)
         texts = tuple(passages.texts)
         left = _budget_left(config.timeout_ms, started)
-        raw = yield Score(config.model, config.max_length, plan.query_text, texts, left)
-        scores = _checked(raw, len(hits))
+        raw = yield Score(
+            config.model, config.max_length, plan.query_text, texts, left, config.chunking
+        )
+        scores, best = _unpacked(raw, len(hits))
         timings["model"] = round(_ms_since(started) - timings["texts"], 3)
     except _TIMEOUTS:
         reason = f"reranking exceeded timeout_ms={config.timeout_ms}"
@@ -152,7 +157,11 @@ def _score_window(response: Mapping[str, Any], plan: Plan) -> Generator[Effect, 
         return _failed(plan, "model_error", exc, started, timings)
     timings["total"] = _ms_since(started)
     return Outcome(
-        status="ok", model_scores=scores, missing=dict(passages.missing), timings_ms=timings
+        status="ok",
+        model_scores=scores,
+        missing=dict(passages.missing),
+        timings_ms=timings,
+        best_windows=best,
     )
 
 
@@ -169,6 +178,15 @@ def _embedding_error(exc: Exception, section: object) -> BridgeError:
     if isinstance(section, Mapping) and "embedding_model" in section:
         return ConfigError(str(exc), field="rerank.embedding_model")
     return exc
+
+
+def _unpacked(raw: Any, expected: int) -> tuple[list[float], list[BestWindow] | None]:
+    """A Score result: the scores, and each passage's best window when it was chunked."""
+    if not isinstance(raw, ChunkedScores):
+        return _checked(raw, expected), None
+    if len(raw.best) != expected:
+        raise ModelError(f"scorer returned {len(raw.best)} windows for {expected} passages")
+    return _checked(raw.scores, expected), list(raw.best)
 
 
 def _checked(raw: Sequence[float], expected: int) -> list[float]:

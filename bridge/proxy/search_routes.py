@@ -24,12 +24,14 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bridge.chunking import ChunkedScores, ChunkingConfig, aggregate
 from bridge.config import RerankConfig
 from bridge.errors import ConfigError
 from bridge.pipeline.answer import Outcome
 from bridge.pipeline.flow import Embed, Flow, Score, Search, SearchRequest, arun_flow, rerank_flow
 from bridge.pipeline.plan import plan_search
 from bridge.proxy.http_io import BodyTooLargeError, RelayResponse, decode_body
+from bridge.proxy.microbatch import MicroBatcher
 from bridge.proxy.policy import Bucket, Intent, Resolution, decide
 from bridge.proxy.state import Proxy
 from bridge.proxy.upstream import UpstreamResponse, end_to_end
@@ -112,10 +114,23 @@ class ModelDoor:
         scorer = await self.models.scorer(effect.model)
         return await asyncio.to_thread(scorer.embed, list(effect.texts))
 
-    async def score(self, effect: Score) -> list[float]:
+    async def score(self, effect: Score) -> list[float] | ChunkedScores:
         batcher = await self.models.batcher(effect.model, effect.max_length)
+        if effect.chunking is not None:
+            chunked = self.score_windows(batcher, effect, effect.chunking)
+            return await asyncio.wait_for(chunked, effect.timeout_s)
         pairs = [(effect.query, passage) for passage in effect.passages]
         return await asyncio.wait_for(batcher.score(pairs), effect.timeout_s)
+
+    async def score_windows(
+        self, batcher: MicroBatcher, effect: Score, chunking: ChunkingConfig
+    ) -> ChunkedScores:
+        """Windows cut by the model's tokenizer (off the loop), scored as pairs through the
+        micro-batcher (its score cache keys each window's own text), aggregated per passage."""
+        scorer = await self.models.scorer(effect.model, effect.max_length)
+        found = await asyncio.to_thread(scorer.windows, effect.query, effect.passages, chunking)
+        scores = await batcher.score([(effect.query, w.text) for w in found.windows])
+        return aggregate(found.windows, scores, found.totals, chunking.aggregate)
 
 
 class SearchRoutes:

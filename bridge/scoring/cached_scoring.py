@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 import onnxruntime as ort
 
+from bridge.chunking import ChunkedScores, ChunkingConfig, aggregate
 from bridge.errors import InputError
 from bridge.scoring.lru import CacheStats
 from bridge.scoring.onnx_model import OnnxModel
 from bridge.scoring.score_cache import ScoreCache
-from bridge.scoring.tokenize import PairTokenizer, TextTokenizer
+from bridge.scoring.tokenize import PairTokenizer, PassageWindows, TextTokenizer
 
 
 def check_text(value: object, index: int, what: str = "text") -> str:
@@ -107,3 +108,22 @@ class CachedScoring:
         for i, passage in enumerate(passages):
             check_text(passage, i)
         return self.score_pairs([(query, p) for p in passages])
+
+    def windows(
+        self, query: str, passages: Sequence[str], chunking: ChunkingConfig
+    ) -> PassageWindows:
+        """The windows ``score_chunked`` scores (``bridge.scoring.chunking``); the proxy scores
+        them through its micro-batcher and aggregates them itself."""
+        check_text(query, 0, "query")
+        for i, passage in enumerate(passages):
+            check_text(passage, i)
+        return self._tokenizer.windows(query, passages, chunking)
+
+    def score_chunked(
+        self, query: str, passages: Sequence[str], chunking: ChunkingConfig
+    ) -> ChunkedScores:
+        """Each passage split into windows, every window scored as a passage (all in the same
+        batches, through the score cache), each passage scored by ``chunking.aggregate``."""
+        found = self.windows(query, passages, chunking)
+        scores = self.score_pairs([(query, w.text) for w in found.windows])
+        return aggregate(found.windows, scores, found.totals, chunking.aggregate)

@@ -10,8 +10,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from bridge.errors import ModelError
-from bridge.scoring.cached_scoring import CachedScoring, check_text
-from bridge.scoring.chunking import ChunkingConfig, WindowScores, aggregate
+from bridge.scoring.cached_scoring import CachedScoring
 from bridge.scoring.lru import CacheStats
 from bridge.scoring.onnx_model import (
     DEFAULT_MAX_BATCH,
@@ -82,24 +81,6 @@ class CrossEncoderScorer(CachedScoring):
             scores[batch.index] = _probabilities(logits)
         result: list[float] = scores.tolist()
         return result
-
-    def score_chunked(
-        self, query: str, passages: Sequence[str], chunking: ChunkingConfig
-    ) -> WindowScores:
-        """Each passage's token windows scored in the same batches, then aggregated
-        (``bridge.scoring.chunking``); not cached (the score cache holds whole passages)."""
-        check_text(query, 0, "query")
-        for i, passage in enumerate(passages):
-            check_text(passage, i)
-        if not passages:
-            return WindowScores([], [], [], [])
-        windows = self._tokenizer.encode_windows(
-            query, passages, tokens=chunking.tokens, stride=chunking.stride
-        )
-        scores = np.empty(len(windows.owners), dtype=np.float64)
-        for batch, logits in self._model.run(windows.pairs, self._tokenizer.pad_id):
-            scores[batch.index] = _probabilities(logits)
-        return aggregate(scores, windows.owners, windows.spans, len(passages), chunking.aggregate)
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         raise ModelError(f"{self.model_name} is a cross-encoder; embed() needs a bi-encoder")

@@ -18,8 +18,14 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer
 
+from bridge.chunking import (
+    ChunkingConfig,
+    Window,
+    best_matching,
+    fitted,
+    passage_windows,
+)
 from bridge.errors import ModelError
-from bridge.scoring.chunking import window_starts
 from bridge.scoring.lru import BytesLRU, CacheStats
 from bridge.scoring.surrogates import encode_well_formed, well_formed
 from bridge.scoring.token_cache import (
@@ -205,36 +211,17 @@ class PairTokenizer:
             cache.put_many((query,), (found,))
         return found
 
-    def encode_windows(
-        self, query: str, passages: Sequence[str], *, tokens: int, stride: int
-    ) -> Windows:
-        """(query, window) pairs of every passage's token windows (``bridge.scoring.chunking``):
-        each window at most ``tokens`` passage tokens and what ``max_length`` leaves beside the
-        query; a window is laid out exactly as the tokenizer lays out a pair."""
-        template = self._template or PairTemplate.of(self._tokenizer)
-        if template is None:
-            raise ModelError("chunking needs a tokenizer with a known pair template")
+    def windows(
+        self, query: str, passages: Sequence[str], chunking: ChunkingConfig
+    ) -> PassageWindows:
+        """Each passage's windows (``bridge.chunking``): at most ``chunking.tokens``
+        passage tokens and what ``max_length`` leaves beside the (capped) query and the pair's
+        special tokens, so a window is never cut when paired with the query."""
         started = time.perf_counter()
         try:
             query_ids = self._query_ids(query)
-            size = max(1, min(tokens, self.max_length - template.special_count - len(query_ids)))
-            encode = getattr(self._measure, "encode_batch_fast", None) or self._measure.encode_batch
-            encodings = encode_well_formed(encode, list(passages), add_special_tokens=False)
-            windows: list[npt.NDArray[np.int32]] = []
-            owners: list[int] = []
-            spans: list[tuple[int, int]] = []
-            for owner, encoding in enumerate(encodings):
-                ids = np.asarray(encoding.ids, dtype=np.int32)
-                for start in window_starts(len(ids), size, stride):
-                    end = min(len(ids), start + size)
-                    windows.append(ids[start:end])
-                    owners.append(owner)
-                    spans.append((start, end))
-            built = assemble_pairs(
-                template, [query_ids] * len(windows), windows, max_length=self.max_length
-            )
-            pairs = Tokens(ids=built.ids, type_ids=built.type_ids, lengths=built.lengths)
-            return Windows(pairs, owners, spans)
+            room = self.max_length - _special_count(self._measure, pair=True) - len(query_ids)
+            return split_windows(self._measure, passages, chunking, room, query_ids.tolist())
         finally:
             self.timer.add(started)
 
@@ -243,12 +230,41 @@ class PairTokenizer:
 
 
 @dataclass(frozen=True)
-class Windows:
-    """Tokenized (query, window) pairs, the passage each window belongs to and its token span."""
+class PassageWindows:
+    """The windows to score (grouped by passage, in order) and each passage's window count."""
 
-    pairs: Tokens
-    owners: list[int]
-    spans: list[tuple[int, int]]
+    windows: list[Window]
+    totals: list[int]
+
+
+def _special_count(tokenizer: Tokenizer, *, pair: bool) -> int:
+    processor = tokenizer.post_processor
+    return int(processor.num_special_tokens_to_add(pair)) if processor is not None else 0
+
+
+def split_windows(
+    measure: Tokenizer,
+    passages: Sequence[str],
+    chunking: ChunkingConfig,
+    room: int,
+    query_ids: Sequence[int],
+) -> PassageWindows:
+    """Windows of ``passages`` tokenized by ``measure`` (no truncation, no padding), sized to
+    ``room`` tokens; with ``chunking.size``, only each passage's best-matching windows."""
+    size, stride = fitted(chunking, room)
+    texts = [well_formed(p) for p in passages]
+    encodings = measure.encode_batch(texts, add_special_tokens=False)  # offsets are needed here
+    windows: list[Window] = []
+    totals: list[int] = []
+    for owner, (text, encoding) in enumerate(zip(texts, encodings, strict=True)):
+        found = passage_windows(owner, text, encoding.offsets, encoding.word_ids, size, stride)
+        totals.append(len(found))
+        if chunking.size is not None and len(found) > chunking.size:
+            ids = encoding.ids
+            spans = [ids[w.tokens[0] : w.tokens[1]] for w in found]
+            found = [found[i] for i in best_matching(spans, query_ids, chunking.size)]
+        windows.extend(found)
+    return PassageWindows(windows, totals)
 
 
 class TextTokenizer:
@@ -260,8 +276,24 @@ class TextTokenizer:
         self._tokenizer = _load(tokenizer_path)
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_length)
+        self._measure = _load(tokenizer_path)
+        self._measure.no_padding()
+        self._measure.no_truncation()
         self.pad_id = _pad_id(self._tokenizer)
         self.timer = TokenTimer()
+
+    def windows(
+        self, query: str, passages: Sequence[str], chunking: ChunkingConfig
+    ) -> PassageWindows:
+        """Each passage's windows, each one embedded whole (``max_length`` less the special
+        tokens); ``query`` only picks windows when ``chunking.size`` is set."""
+        started = time.perf_counter()
+        try:
+            room = self.max_length - _special_count(self._measure, pair=False)
+            query_ids = self._measure.encode(well_formed(query), add_special_tokens=False).ids
+            return split_windows(self._measure, passages, chunking, room, query_ids)
+        finally:
+            self.timer.add(started)
 
     def encode_texts(self, texts: Sequence[str]) -> Tokens:
         started = time.perf_counter()
