@@ -139,8 +139,9 @@ def passage_windows(
     A passage that fits is one window whose text is the passage itself (so its score is the
     unchunked one, cache entry included). Otherwise windows of at most ``size`` tokens start
     every ``stride`` tokens until one reaches the end; each start moves back and each end back
-    to the start of the word they fall in (a word is never cut, and a word cut off one window's
-    end starts the next), except for a word longer than the window.
+    to the start of the word they fall in, so a word cut off one window's end starts the next
+    (a start moves forward instead past a word longer than the stride, unless that leaves a
+    gap; a word longer than the window is cut).
     """
     count = len(offsets)
     if count <= size:
@@ -157,14 +158,28 @@ def passage_windows(
         if last >= count:
             return out
         step = _word_start(words, first + stride)
-        first = step if step > first else first + stride
+        if step <= first:  # a word longer than the stride: the next word's start, if no gap
+            step = _next_word_start(words, first + stride)
+            step = step if step <= last else first + stride
+        first = step
 
 
 def _word_start(words: Sequence[int | None], at: int) -> int:
     """The first token of the word token ``at`` belongs to."""
-    while 0 < at < len(words) and words[at] is not None and words[at] == words[at - 1]:
+    while 0 < at < len(words) and _continues(words, at):
         at -= 1
     return at
+
+
+def _next_word_start(words: Sequence[int | None], at: int) -> int:
+    """The first token at or after ``at`` that starts a word (``len(words)`` if none)."""
+    while at < len(words) and _continues(words, at):
+        at += 1
+    return at
+
+
+def _continues(words: Sequence[int | None], at: int) -> bool:
+    return words[at] is not None and words[at] == words[at - 1]
 
 
 def best_matching(windows: Sequence[Sequence[int]], query: Sequence[int], size: int) -> list[int]:

@@ -70,7 +70,7 @@ def test_window_edges_move_to_word_boundaries_and_no_word_is_lost() -> None:
 def test_a_window_inside_one_long_word_keeps_its_token_edges() -> None:
     offsets = [(0, 2), (2, 4), (4, 6), (6, 8)]
     found = passage_windows(0, "abcdefgh", offsets, [0, 0, 0, 0], 2, 2)
-    assert [w.text for w in found] == ["ab", "cd", "ef", "gh"]
+    assert [(w.tokens, w.text) for w in found] == [((0, 2), "abcd"), ((2, 4), "efgh")]
 
 
 def test_bm25_picks_the_windows_holding_the_query_terms_in_passage_order() -> None:
