@@ -95,6 +95,11 @@ def add_fit_args(parser: argparse.ArgumentParser, *, lr: float, batch_size: int)
         default=1.0,
         help="learning rate multiplier of the classification head (new on a bi-encoder base)",
     )
+    parser.add_argument(
+        "--train-word-embeddings",
+        action="store_true",
+        help="also train the word-embedding table (frozen by default)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -109,6 +114,7 @@ def fit_settings(args: argparse.Namespace) -> object:
         max_length=args.max_length,
         seed=args.seed,
         head_lr_scale=args.head_lr_scale,
+        train_word_embeddings=args.train_word_embeddings,
         threads=args.threads,
         progress=not args.no_progress,
     )

@@ -41,8 +41,13 @@ class FitSettings:
     seed: int = 13
     warmup: float = 0.1
     weight_decay: float = 0.01
-    # The classification head is new when the base is a bi-encoder: it may learn faster.
+    # The head (pooler + classifier) is untrained when the base is a bi-encoder: the classifier
+    # is new and a mean-pooling bi-encoder never trained its pooler. It may learn faster.
     head_lr_scale: float = 1.0
+    # The word-embedding table is half the parameters. Frozen (the default), a step skips its
+    # dense gradient and AdamW update and the vocabulary keeps what pre-training taught it;
+    # trained, the model can adapt the catalogue's vocabulary at a small cost per step.
+    train_word_embeddings: bool = False
     threads: int | None = None
     progress: bool = True
 
@@ -122,9 +127,6 @@ def load_cross_encoder(base: Path, *, layers: Sequence[int] | None = None) -> An
             raise TrainingError(f"{base} has {total} layers; cannot keep {list(layers)}")
         encoder.layer = torch.nn.ModuleList([encoder.layer[i] for i in layers])
         model.config.num_hidden_layers = len(layers)
-    # The word-embedding table is half the parameters: frozen, a step skips its dense gradient
-    # and AdamW update, and the vocabulary keeps what pre-training taught it.
-    model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     return model
 
 
@@ -187,6 +189,9 @@ def fit(
     total_pairs = sum(len(pairs) for e in epochs for pairs, _ in e)
     if not total_steps:
         raise TrainingError("nothing to train on")
+    model.base_model.embeddings.word_embeddings.weight.requires_grad_(
+        settings.train_word_embeddings
+    )
     no_decay = ("bias", "LayerNorm.weight")
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = []
@@ -194,9 +199,7 @@ def fit(
         lr = settings.lr * (settings.head_lr_scale if head else 1.0)
         for decay in (True, False):
             params = [
-                p
-                for n, p in trainable
-                if n.startswith("classifier.") == head and n.endswith(no_decay) != decay
+                p for n, p in trainable if is_head(n) == head and n.endswith(no_decay) != decay
             ]
             if params:
                 wd = settings.weight_decay if decay else 0.0
@@ -243,6 +246,11 @@ def fit(
         log.seconds = time.perf_counter() - started
     model.eval()
     return log
+
+
+def is_head(name: str) -> bool:
+    """The pooler and the classifier: what sits between the encoder and the score."""
+    return name.startswith("classifier.") or ".pooler." in name
 
 
 def length_buckets(
