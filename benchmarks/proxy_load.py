@@ -1,10 +1,18 @@
 """Load benchmark for the rerank proxy (loopback only, bounded duration, stops by itself).
 
-Three figures, each with its peer from the same run, printed as JSON lines:
+Figures, each with its peer from the same run, printed as JSON lines:
 
-1. pass-through overhead: p50 of a plain `_search` through the proxy minus p50 direct (1 client);
-2. micro-batching: reranked searches/s with batching on vs off (16 clients, no score cache);
-3. load: 32 clients for 60 s of reranked searches through one proxy: errors, p50, p99.
+1. pass-through overhead (``overhead``): p50 through the proxy minus p50 direct, 1 client, for a
+   plain `_search`, a `_count` and `_cluster/health`, each request sent direct and through every
+   proxy in turn (interleaved); also as a share of the direct p50;
+2. pass-through at ``--batch-clients`` (``passthrough``): plain `_search` throughput and p50,
+   p99 through each proxy, alternating rounds;
+3. micro-batching (``batching``): reranked searches/s with batching on vs off (16 clients, no
+   score cache);
+4. load (``load``): 32 clients for 60 s of reranked searches through one proxy: errors, p50, p99.
+
+``--baseline-repo DIR``: a checkout of other code (e.g. ``git archive <commit> | tar -x -C DIR``)
+run as a second proxy with this venv, so figures 1 and 2 compare before/after in one session.
 
 The proxy runs as a real `rerank-bridge serve` subprocess (not in this process, which would share
 the GIL with the load generator). Needs a running Elasticsearch/OpenSearch:
@@ -170,10 +178,11 @@ class ProxyProcess:
         cache_size: int | None = 0,
         scorer: dict[str, Any] | None = None,
         workers: int = 1,
+        repo: Path = REPO,
     ) -> None:
         """``cache_size`` 0 (default): every pair tokenized and scored, as a cache would flatter
         both sides of a comparison; None: the proxy's own default; ``scorer``: that whole
-        section instead."""
+        section instead; ``repo``: the checkout whose `bridge` package runs."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings: dict[str, dict[str, Any]] = {
@@ -205,7 +214,7 @@ class ProxyProcess:
                 "--workers",
                 str(workers),
             ],
-            cwd=REPO,
+            cwd=repo,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self._log,  # a file: an unread pipe would fill up and stall the proxy
@@ -256,25 +265,71 @@ def search_body(query: str, rerank: bool) -> dict[str, Any]:
     return body
 
 
-def overhead(upstream: str, proxy: str, index: str, terms: list[str], rounds: int) -> None:
-    """Sequential plain searches, alternating direct and proxied, same queries."""
-    direct: list[float] = []
-    proxied: list[float] = []
+def overhead(
+    upstream: str, proxies: dict[str, str], index: str, terms: list[str], rounds: int
+) -> None:
+    """Sequential requests, 1 client: each one direct, then through every proxy, same request;
+    for a plain `_search`, a `_count` and `_cluster/health`."""
+    kinds = ("search", "count", "health")
+    bases = {"direct": upstream, **proxies}
+    times: dict[str, dict[str, list[float]]] = {k: {b: [] for b in bases} for k in kinds}
     with httpx.Client(timeout=30) as client:
         for i in range(rounds):
-            body = search_body(terms[i % len(terms)], rerank=False)
-            for base, sink in ((upstream, direct), (proxy, proxied)):
-                started = time.perf_counter()
-                client.post(f"{base}/{index}/_search", json=body).raise_for_status()
-                sink.append((time.perf_counter() - started) * 1000)
-    p50_direct, p50_proxy = statistics.median(direct), statistics.median(proxied)
+            query = search_body(terms[i % len(terms)], rerank=False)
+            requests = {
+                "search": ("POST", f"/{index}/_search", query),
+                "count": ("POST", f"/{index}/_count", {"query": query["query"]}),
+                "health": ("GET", "/_cluster/health", None),
+            }
+            for kind, (method, path, body) in requests.items():
+                for name, base in bases.items():
+                    started = time.perf_counter()
+                    client.request(method, f"{base}{path}", json=body).raise_for_status()
+                    times[kind][name].append((time.perf_counter() - started) * 1000)
+    for kind in kinds:
+        direct = statistics.median(times[kind]["direct"])
+        per_proxy = {}
+        for name in proxies:
+            p50 = statistics.median(times[kind][name])
+            per_proxy[name] = {
+                "p50_ms": round(p50, 3),
+                "overhead_ms": round(p50 - direct, 3),
+                "overhead_share": round((p50 - direct) / direct, 3),
+            }
+        emit(
+            figure="passthrough_overhead_ms_p50",
+            request=kind,
+            value=per_proxy["proxy"]["overhead_ms"],
+            direct_p50_ms=round(direct, 3),
+            proxies=per_proxy,
+            requests=rounds,
+            target="<= 15 % of the direct p50 (search, count)",
+        )
+
+
+def passthrough_load(
+    proxies: dict[str, str], index: str, terms: list[str], args: argparse.Namespace
+) -> None:
+    """Plain searches at ``--batch-clients`` through each proxy, alternating short rounds."""
+    rounds = 4
+    runs = {name: Run() for name in proxies}
+    for _ in range(rounds):
+        for name, url in proxies.items():
+            runs[name] += asyncio.run(
+                drive(url, index, terms, args.batch_clients, args.batch_seconds / rounds, False)
+            )
+    summaries = {name: run.summary() for name, run in runs.items()}
+    base = summaries.get("baseline")
     emit(
-        figure="passthrough_overhead_ms_p50",
-        value=round(p50_proxy - p50_direct, 3),
-        proxy_p50_ms=round(p50_proxy, 3),
-        direct_p50_ms=round(p50_direct, 3),
-        requests=rounds,
-        target="<= 2 ms",
+        figure="passthrough_load",
+        clients=args.batch_clients,
+        value=(
+            round(summaries["proxy"]["throughput_rps"] / max(base["throughput_rps"], 1e-9), 2)
+            if base
+            else None
+        ),
+        proxies=summaries,
+        target="no worse than the baseline (throughput, p50)",
     )
 
 
@@ -436,7 +491,15 @@ def main() -> int:
     parser.add_argument("--batch-clients", type=int, default=16)
     parser.add_argument("--overhead-rounds", type=int, default=400)
     parser.add_argument(
-        "--parts", default="overhead,batching,load", help="comma list of the figures to measure"
+        "--parts",
+        default="overhead,passthrough,batching,load",
+        help="comma list of the figures to measure",
+    )
+    parser.add_argument(
+        "--baseline-repo",
+        type=Path,
+        default=None,
+        help="a checkout of other code, run as a second proxy for before/after pass-through",
     )
     args = parser.parse_args()
     upstream = loopback_upstream(parser, args.upstream)
@@ -456,14 +519,22 @@ def main() -> int:
         on = ProxyProcess(upstream, args.model, batching=True)
         off = ProxyProcess(upstream, args.model, batching=False)
         procs += [on, off]
-        on.wait_ready()
-        off.wait_ready()
-        for proxy in (on, off):  # warm up: model loaded, sessions optimised, pools open
+        passing = {"proxy": on.url}
+        if args.baseline_repo is not None:
+            baseline = ProxyProcess(upstream, args.model, batching=True, repo=args.baseline_repo)
+            procs.append(baseline)
+            passing["baseline"] = baseline.url
+        for proxy in procs:
+            proxy.wait_ready()
+        for proxy in procs:  # warm up: model loaded, sessions optimised, pools open
             asyncio.run(drive(proxy.url, index, terms, 4, 3, rerank=True))
+            asyncio.run(drive(proxy.url, index, terms, 4, 1, rerank=False))
 
         parts = set(args.parts.split(","))
         if "overhead" in parts:
-            overhead(upstream, on.url, index, terms, args.overhead_rounds)
+            overhead(upstream, passing, index, terms, args.overhead_rounds)
+        if "passthrough" in parts:
+            passthrough_load(passing, index, terms, args)
         if "batching" in parts:
             batching(on, off, index, terms, args)
         off.stop()

@@ -27,6 +27,7 @@ from bridge.proxy.access import AccessMiddleware
 from bridge.proxy.auth import ApiKeyMiddleware
 from bridge.proxy.drain import PROCESS_DRAIN, Drain, DrainMiddleware
 from bridge.proxy.error_responses import payload_too_large, response_for
+from bridge.proxy.hop import ThinHop
 from bridge.proxy.http_io import BodyTooLargeError
 from bridge.proxy.model_api import MODEL_API_PATHS, model_api_routes
 from bridge.proxy.model_pool import Loader
@@ -146,6 +147,8 @@ def create_app(
                 open_paths=MODEL_API_PATHS,
             )
         )
+    if settings.upstream is not None:  # innermost: relays what is not reranked (bridge.proxy.hop)
+        middleware.append(Middleware(ThinHop, proxy=proxy, own_paths=MODEL_API_PATHS))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan(proxy))
     app.state.proxy = proxy
     return app

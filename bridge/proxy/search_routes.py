@@ -30,7 +30,13 @@ from bridge.errors import ConfigError
 from bridge.pipeline.answer import Outcome
 from bridge.pipeline.flow import Embed, Flow, Score, Search, SearchRequest, arun_flow, rerank_flow
 from bridge.pipeline.plan import plan_search
-from bridge.proxy.http_io import BodyTooLargeError, RelayResponse, decode_body
+from bridge.proxy.http_io import (
+    BodyTooLargeError,
+    RelayResponse,
+    decode_body,
+    may_name_rerank,
+    rerank_headers,
+)
 from bridge.proxy.microbatch import MicroBatcher
 from bridge.proxy.policy import Bucket, Intent, Resolution, decide
 from bridge.proxy.state import Proxy
@@ -217,7 +223,7 @@ class SearchRoutes:
     ) -> Response:
         raw, body, query, flag = await self.read(request)
         implicit = resolution.mode == "always" and bucket != "control"
-        if flag is None and b'"rerank"' not in body and not implicit:
+        if flag is None and not may_name_rerank(body) and not implicit:
             return await self.forward_raw(request, raw)
         try:
             payload = parse_object(body, "body")
@@ -298,7 +304,7 @@ class SearchRoutes:
         started = time.perf_counter()
         raw, body, query, flag = await self.read(request)
         implicit = self.proxy.settings.policies.any_implicit
-        if flag is None and b'"rerank"' not in body and not implicit:
+        if flag is None and not may_name_rerank(body) and not implicit:
             return await self.forward_raw(request, raw)
         buckets: list[tuple[Resolution, Bucket | None]] = []
         try:
@@ -385,7 +391,7 @@ class SearchRoutes:
             stream=True,
         )
         response = RelayResponse(answer)
-        response.raw_headers += _rerank_headers("passthrough", "none", 0.0)
+        response.raw_headers += rerank_headers("passthrough", "none", 0.0)
         return response
 
     async def send(
@@ -457,7 +463,7 @@ class SearchRoutes:
         response.raw_headers = [
             *headers,
             (b"content-length", str(len(content)).encode()),
-            *_rerank_headers(status, models, took),
+            *rerank_headers(status, models, took),
         ]
         return response
 
@@ -473,14 +479,6 @@ def accepts_gzip(accept_encoding: str) -> bool:
             except ValueError:
                 return False
     return False
-
-
-def _rerank_headers(status: str, model: str, took_ms: float) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"x-rerank-status", status.encode()),
-        (b"x-rerank-model", model.encode("latin-1", "replace")),
-        (b"x-rerank-took", f"{took_ms:.1f}".encode()),
-    ]
 
 
 def _with_content_type(

@@ -1,7 +1,8 @@
-"""The upstream connection pools (httpx's transport, httpcore), raw bytes both ways.
+"""Requests to the upstream engine through per-node keep-alive pools, raw bytes both ways.
 
-The proxy talks to the engine through httpcore's pool directly: a proxy wants exactly what httpx
-adds on top (URL parsing, default headers, content decoding) left out, and it is the hot path.
+The proxy talks to the engine through its own small HTTP/1.1 pool (bridge.proxy.h1_pool): a proxy
+wants what an HTTP client library adds (URL parsing, default headers, content decoding) left out,
+and it is the hot path. Failures keep httpcore's exception types.
 Pass-through bodies are never decoded: the client's `Accept-Encoding` goes upstream as sent and the
 engine's (possibly gzip) bytes come back untouched. Only the configured upstream nodes are ever
 contacted (no redirects followed, no environment proxies), so client credentials cannot leak
@@ -21,6 +22,7 @@ import certifi
 import httpcore
 
 from bridge.errors import UpstreamError, UpstreamTimeout
+from bridge.proxy.h1_pool import H1Response
 from bridge.proxy.settings import UpstreamSettings
 from bridge.proxy.upstream_nodes import (
     RETRY_STATUSES,
@@ -60,14 +62,44 @@ _TRANSPORT_ERRORS = (
 )
 
 
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
+# `Expect: 100-continue` is answered by our server already; the upstream client cannot relay it
+_NOT_FORWARDED = _HOP_BY_HOP_BYTES | {b"host", b"expect"}
+
+
 def end_to_end(headers: Iterable[tuple[bytes, bytes]], *, drop: Iterable[str] = ()) -> Headers:
     """Headers minus hop-by-hop ones, those the `Connection` header names, and ``drop``."""
-    pairs = list(headers)
-    removed = set(HOP_BY_HOP) | {name.lower() for name in drop}
+    return _without(headers, _HOP_BY_HOP_BYTES.union(n.lower().encode("latin-1") for n in drop))
+
+
+def forward_request_headers(headers: Iterable[tuple[bytes, bytes]], *drop: str) -> Headers:
+    """A client's headers for the engine: minus hop-by-hop, `Host`, `Expect` and ``drop``."""
+    removed = _NOT_FORWARDED
+    if drop:
+        removed = removed.union(n.lower().encode("latin-1") for n in drop)
+    return _without(headers, removed)
+
+
+def _without(headers: Iterable[tuple[bytes, bytes]], removed: frozenset[bytes]) -> Headers:
+    """One pass over ``headers``; a second only when a `Connection` header names more."""
+    pairs = headers if isinstance(headers, list) else list(headers)
+    kept: Headers = []
+    connection = False
     for name, value in pairs:
-        if name.lower() == b"connection":
-            removed.update(token.strip().lower() for token in value.decode("latin-1").split(","))
-    return [(n, v) for n, v in pairs if n.decode("latin-1").lower() not in removed]
+        lower = name.lower()
+        if lower in removed:
+            connection = connection or lower == b"connection"
+            continue
+        kept.append((name, value))
+    if not connection:
+        return kept
+    named = {
+        token.strip().lower().encode("latin-1")
+        for name, value in pairs
+        if name.lower() == b"connection"
+        for token in value.decode("latin-1").split(",")
+    }
+    return [(n, v) for n, v in kept if n.lower() not in named]
 
 
 def ssl_context(settings: UpstreamSettings) -> ssl.SSLContext:
@@ -82,13 +114,18 @@ def ssl_context(settings: UpstreamSettings) -> ssl.SSLContext:
 class UpstreamResponse:
     """Status, raw headers and the raw body of one upstream answer (streamed or already read)."""
 
-    def __init__(self, raw: httpcore.Response, base: str) -> None:
+    def __init__(self, raw: H1Response, base: str) -> None:
         self._raw = raw
         self._base = base
         self._read = False
         self.status_code = raw.status
         self.headers: Headers = list(raw.headers)
         self.content = b""
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole body was read already (``content``)."""
+        return self._read
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         if self._read:  # read in full already (a retryable exchange): relay what was read
@@ -186,15 +223,14 @@ class Upstream:
         for attempt in range(1, attempts + 1):
             node = self.nodes.get()
             last = attempt == attempts
-            request = httpcore.Request(
-                method.encode(),
-                node.url(raw_path, query),
-                headers=self.request_headers(headers, content, node),
-                content=content,
-                extensions={"timeout": timeouts},
-            )
             try:
-                raw = await node.pool.handle_async_request(request)
+                raw = await node.pool.request(
+                    method.encode(),
+                    node.target(raw_path, query),
+                    self.request_headers(headers, content, node),
+                    content,
+                    timeouts,
+                )
                 response = UpstreamResponse(raw, node.base_url)
                 if retry_reads or not stream:
                     await response.aread()

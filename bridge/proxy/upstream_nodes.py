@@ -2,7 +2,7 @@
 
 Choosing a node, marking it dead after a failure (for ``dead_node_backoff_s * 2**(n-1)`` seconds,
 capped) and resurrecting it afterwards is elastic-transport's `NodePool`, the one elasticsearch-py
-uses, reused as it is. Each node keeps its own httpcore connection pool.
+uses, reused as it is. Each node keeps its own keep-alive connection pool (bridge.proxy.h1_pool).
 
 What this module adds is the proxy's retry rule, stricter than a client library's because the
 proxy cannot know what a request means to its caller:
@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 import httpcore
 from elastic_transport import NodeConfig, NodePool
 from elastic_transport._node import BaseNode
+
+from bridge.proxy.h1_pool import H1Pool
 
 # the engine answered but the node (not the request) is the problem: try another node
 RETRY_STATUSES = frozenset({502, 503})
@@ -134,10 +136,11 @@ class UpstreamNode(BaseNode):
 
     def __init__(self, config: NodeConfig) -> None:
         super().__init__(config)
-        self.pool = httpcore.AsyncConnectionPool(
+        self.pool = H1Pool(
+            config.host,
+            config.port,
             ssl_context=config.ssl_context if config.scheme == "https" else None,
             max_connections=config.connections_per_node,
-            max_keepalive_connections=config.connections_per_node,
             keepalive_expiry=30.0,
         )
         default_port = 443 if config.scheme == "https" else 80
@@ -146,9 +149,13 @@ class UpstreamNode(BaseNode):
         self.host_header = host.encode("idna") + port.encode()
         self.prefix = config.path_prefix.rstrip("/").encode()
 
+    def target(self, raw_path: bytes, query: bytes = b"") -> bytes:
+        """The request target on this node: its path prefix, the path, the query string.
+        Always origin-form, so a path such as `//other-host/x` cannot change the host."""
+        return self.prefix + raw_path + (b"?" + query if query else b"")
+
     def url(self, raw_path: bytes, query: bytes = b"") -> httpcore.URL:
-        # built from parts so a path such as `//other-host/x` cannot change the host
-        target = self.prefix + raw_path + (b"?" + query if query else b"")
+        target = self.target(raw_path, query)
         return httpcore.URL(
             scheme=self.scheme.encode(),
             host=self.host.encode("idna"),
