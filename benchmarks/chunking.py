@@ -10,7 +10,7 @@ alternating order per query. Scores are model-only (``replace``); the score cach
 cache are off so no system reuses another's work. JSON lines; needs ../shared and a node:
 
     export RERANK_BRIDGE_TEST_ES_URL=http://127.0.0.1:9200
-    .venv/bin/python benchmarks/chunking.py --queries 0
+    .venv/bin/python benchmarks/chunking.py --budget-s 300
 """
 
 from __future__ import annotations
@@ -64,7 +64,12 @@ def main() -> int:
     parser.add_argument(
         "--chunking", action="append", help="rerank.chunking JSON; repeatable (default: 2)"
     )
-    parser.add_argument("--datasets", default="cranfield,msmarco-dl19")
+    parser.add_argument("--datasets", default="msmarco-dl19,cranfield")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        help="per dataset: take no new query after this many seconds (the count is reported)",
+    )
     args = parser.parse_args()
     if not args.upstream:
         parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
@@ -107,9 +112,14 @@ def main() -> int:
             client.indices.refresh(index=index)
             for _, section in systems.items():  # load each session before timing
                 if section is not None:
-                    rerank = {"model": args.model, "fields": fields, **section}
+                    rerank = {"model": args.model, "fields": fields, "query": "x", **section}
                     door.search(index=index, body={"query": {"match_all": {}}}, rerank=rerank)
+            began_dataset = time.perf_counter()
+            done: dict[str, str] = {}
             for number, (qid, text) in enumerate(queries.items()):
+                if args.budget_s and time.perf_counter() - began_dataset > args.budget_s:
+                    break
+                done[qid] = text
                 body = {"query": {"multi_match": {"query": text, "fields": fields}}}
                 body["size"] = args.window
                 names = list(systems)
@@ -140,7 +150,7 @@ def main() -> int:
                         model_ms[system].append(summary["timings_ms"].get("model", 0.0))
                         bests = [h["_rerank"].get("best_window") for h in hits]
                         windows[system].append(sum(b["scored"] if b else 1 for b in bests))
-        qrels = {qid: dataset.qrels[qid] for qid in queries}
+        qrels = {qid: dataset.qrels[qid] for qid in done}
         for system in systems:
             length = (systems[system] or {}).get("max_length")
             cut = model_ms.get(f"cut@{length}") if length else None
@@ -148,7 +158,8 @@ def main() -> int:
             emit(
                 dataset=name,
                 system=system,
-                queries=len(queries),
+                queries=len(done),
+                judged_queries=len(queries),
                 **{"ndcg@10": round(evaluate(qrels, runs[system]).mean["ndcg@10"], 4)},
                 search_ms_mean=round(statistics.fmean(wall[system]), 1),
                 model_ms_mean=round(mean_model, 1) if mean_model is not None else None,
