@@ -121,6 +121,83 @@ class FusionConfig:
         return {"method": "replace"}
 
 
+MAX_PHASES = 4
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One phase of phased reranking: which model rescores how many of the previous phase's
+    top hits (the engine's, for the first phase), fused how.
+
+    ``fusion`` None: the section's ``fusion``; ``max_length`` None: the section's. Per-phase
+    settings live here so a phase can grow its own options.
+    """
+
+    model: str
+    window_size: int
+    fusion: FusionConfig | None = None
+    max_length: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model, "window_size": self.window_size}
+        if self.fusion is not None:
+            out["fusion"] = self.fusion.to_dict()
+        if self.max_length is not None:
+            out["max_length"] = self.max_length
+        return out
+
+
+def parse_phases(value: Any, *, path: str = "rerank.phases") -> tuple[PhaseConfig, ...]:
+    """A validated list of phases; each window must fit inside the previous one."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, PhaseConfig) for v in value):
+        phases: list[PhaseConfig] = list(value)
+        _check_phases(phases, path)
+        return tuple(phases)
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError("expected a non-empty list of phases", field=path)
+    phases = []
+    for i, raw in enumerate(value):
+        where = f"{path}[{i}]"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"expected an object, got {type(raw).__name__}", field=where)
+        _reject_unknown(raw, PhaseConfig, where)
+        for key in ("model", "window_size"):
+            if key not in raw:
+                raise ConfigError("is required", field=f"{where}.{key}")
+        model = _optional_str(raw["model"], f"{where}.model")
+        if not model:
+            raise ConfigError("must be a non-empty string", field=f"{where}.model")
+        window = _int_at_least(raw["window_size"], 1, f"{where}.window_size")
+        length = raw.get("max_length")
+        if length is not None:
+            length = _int_at_least(length, 1, f"{where}.max_length")
+        fusion = raw.get("fusion")
+        phases.append(
+            PhaseConfig(
+                model,
+                window,
+                None if fusion is None else FusionConfig.from_value(fusion, path=f"{where}.fusion"),
+                length,
+            )
+        )
+    _check_phases(phases, path)
+    return tuple(phases)
+
+
+def _check_phases(phases: list[PhaseConfig], path: str) -> None:
+    if len(phases) > MAX_PHASES:
+        raise ConfigError(f"at most {MAX_PHASES} phases, got {len(phases)}", field=path)
+    for i, phase in enumerate(phases):
+        where = f"{path}[{i}].window_size"
+        _int_at_least(phase.window_size, 1, where)
+        if i and phase.window_size > phases[i - 1].window_size:
+            raise ConfigError(
+                f"{phase.window_size} exceeds the previous phase's window_size "
+                f"{phases[i - 1].window_size}",
+                field=where,
+            )
+
+
 @dataclass(frozen=True)
 class RerankConfig:
     """One reranking request: which hits, which model, which text, how to fuse, how to fail.
@@ -130,6 +207,11 @@ class RerankConfig:
     ``min_score`` applies to the model score (its scale is the model's, independent of the
     fusion method and of the other hits); with it, only reranked hits reaching it are returned.
     ``timeout_ms`` bounds passage building plus scoring; ``None`` means no limit.
+
+    ``phases`` (phased reranking): each phase rescores the top ``window_size`` of the previous
+    phase's order with its own model and fusion; the first phase's ``window_size`` is the
+    window (``window_size`` follows it), one ``timeout_ms`` covers every phase, and a phase that
+    fails or misses the budget leaves the previous phase's order. Empty: one model, ``model``.
     """
 
     window_size: int = 20
@@ -146,9 +228,25 @@ class RerankConfig:
     explain: bool = False
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     chunking: ChunkingConfig | None = None
+    phases: tuple[PhaseConfig, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.phases:
+            phases = parse_phases(self.phases, path="phases")
+            object.__setattr__(self, "phases", phases)
+            object.__setattr__(self, "window_size", phases[0].window_size)
         _validate(self)
+
+    def phase_list(self) -> tuple[PhaseConfig, ...]:
+        """The phases to run: ``phases``, or the one phase ``model`` at ``window_size``."""
+        if self.phases:
+            return self.phases
+        return (PhaseConfig(self.model, self.window_size),)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every rerank model this config may run, in phase order."""
+        return tuple(dict.fromkeys(p.model for p in self.phase_list()))
 
     @classmethod
     def from_value(
@@ -181,6 +279,7 @@ class RerankConfig:
         out["fields"] = list(self.fields) if self.fields is not None else None
         out["fusion"] = self.fusion.to_dict()
         out["chunking"] = self.chunking.to_dict() if self.chunking is not None else None
+        out["phases"] = [p.to_dict() for p in self.phases]
         return out
 
 
@@ -232,6 +331,17 @@ def _merge(base: RerankConfig, value: Mapping[str, Any], path: str) -> RerankCon
             kwargs[name] = _optional_str(raw, where)
         elif name == "chunking":
             kwargs[name] = ChunkingConfig.from_value(raw, path=where)
+        elif name == "phases":
+            kwargs[name] = () if raw is None else parse_phases(raw, path=where)
+    if "phases" in kwargs and kwargs["phases"] and "window_size" in kwargs:
+        first = kwargs["phases"][0].window_size
+        if kwargs["window_size"] != first:
+            raise ConfigError(
+                f"is the first phase's window_size ({first}) with phases; leave it out",
+                field=f"{path}.window_size",
+            )
+    elif "phases" not in kwargs and base.phases and ("model" in kwargs or "window_size" in kwargs):
+        kwargs["phases"] = ()  # a section naming one model replaces the defaults' phases
     try:
         return replace(base, **kwargs)
     except ConfigError as exc:
@@ -264,6 +374,8 @@ def _validate(config: RerankConfig) -> None:
         _int_at_least(config.timeout_ms, 1, "timeout_ms")
     if config.max_length is not None:
         _int_at_least(config.max_length, 1, "max_length")
+    if config.phases and config.min_score is not None:
+        raise ConfigError("is not supported with phases", field="min_score")
 
 
 def _reject_unknown(value: Mapping[str, Any], cls: type, path: str) -> None:
@@ -316,4 +428,11 @@ def _fields(value: Any, where: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-__all__ = ["ChunkingConfig", "FusionConfig", "RerankConfig"]
+__all__ = [
+    "MAX_PHASES",
+    "ChunkingConfig",
+    "FusionConfig",
+    "PhaseConfig",
+    "RerankConfig",
+    "parse_phases",
+]

@@ -116,7 +116,9 @@ class _Base:
         module = type(client).__module__
         self.engine = "opensearch" if module.startswith("opensearchpy") else "elasticsearch"
         if preload:  # fail fast, here, with the typed error, rather than fail open on every search
-            self.scorers.get(self.defaults.model, max_length=self.defaults.max_length)
+            for phase in self.defaults.phase_list():
+                length = phase.max_length or self.defaults.max_length
+                self.scorers.get(phase.model, max_length=length)
 
     @property
     def scorers(self) -> ScorerRegistry:

@@ -7,9 +7,12 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.errors import EvalError
+
+if TYPE_CHECKING:
+    from bridge.config import PhaseConfig
 
 ENGINE_ENV = "RERANK_BRIDGE_ES_URL"
 
@@ -37,7 +40,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--model",
         action="append",
-        help="rerank model name or directory; repeat for several (default: see README)",
+        help="rerank model name or directory; repeat for several (default: see README). "
+        "Phases (a cascade): 'MODEL@WINDOW>MODEL@WINDOW', e.g. 'all-MiniLM-L6-v2@100>"
+        "ms-marco-MiniLM-L-12-v2@20' (each phase fused by --fusion), or a JSON list of phases "
+        'as in the rerank section, e.g. \'[{"model": "a", "window_size": 100, '
+        '"fusion": "linear"}, {"model": "b", "window_size": 20}]\'; a cascade '
+        "runs at its own windows, not --window's",
     )
     parser.add_argument("--window", default="20,50,100", help="window sizes (default 20,50,100)")
     parser.add_argument(
@@ -102,6 +110,31 @@ def _chunking(text: str) -> Any:
     return value
 
 
+def model_spec(text: str) -> str | tuple[PhaseConfig, ...]:
+    """A --model value: a model, or phases (``A@100>B@20`` or a JSON list of phases)."""
+    from bridge.config import parse_phases
+    from bridge.errors import ConfigError
+
+    if text.lstrip().startswith("["):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EvalError(f"--model phases are not valid JSON: {exc.msg}") from None
+    elif ">" in text:
+        value = []
+        for part in text.split(">"):
+            model, at, window = part.strip().rpartition("@")
+            if not at or not model or not window.strip().isdigit():
+                raise EvalError(f"--model phase {part.strip()!r} is not MODEL@WINDOW")
+            value.append({"model": model, "window_size": int(window)})
+    else:
+        return text
+    try:
+        return parse_phases(value, path="--model")
+    except ConfigError as exc:
+        raise EvalError(exc.reason) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from bridge.chunking import ChunkingConfig
     from bridge.config import FusionConfig
@@ -127,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         ChunkingConfig.from_value(_chunking(c), path="--chunking") for c in args.chunking or ["off"]
     ]
     settings = EvalSettings(
-        models=args.model or default_models(),
+        models=[model_spec(m) for m in args.model] if args.model else default_models(),
         windows=_windows(args.window),
         fusions=fusions,
         chunkings=chunkings,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.chunking import ChunkingConfig
+from bridge.config import PhaseConfig
 from bridge.errors import BridgeError, EvalError, UpstreamError
 from bridge.eval.choice import display_name
 from bridge.eval.ir_metrics import evaluate
@@ -31,9 +32,12 @@ class EvalSettings:
     """What to run: rerank models x windows x fusions x chunkings, on which fields.
 
     ``chunkings``: ``None`` (passages cut at ``max_length``) and/or ``rerank.chunking`` values.
+
+    A model is a name/directory, or phases (a tuple of ``PhaseConfig``: a cascade, whose
+    windows are its own, so it runs once per fusion, not once per window).
     """
 
-    models: Sequence[str]
+    models: Sequence[str | tuple[PhaseConfig, ...]]
     windows: Sequence[int] = (20, 50, 100)
     fusions: Sequence[str | Mapping[str, Any]] = ("replace",)
     chunkings: Sequence[ChunkingConfig | None] = (None,)
@@ -58,6 +62,7 @@ class _System:
     window: int | None = None
     fusion: str | Mapping[str, Any] | None = None
     chunking: ChunkingConfig | None = None
+    phases: tuple[PhaseConfig, ...] = ()
     runs: dict[str, list[str]] = field(default_factory=dict)
     latency_ms: list[float] = field(default_factory=list)
     fallbacks: int = 0
@@ -118,9 +123,12 @@ class EvalRunner:
         }
 
     def _rerank(self, system: _System, text: str) -> dict[str, Any]:
+        if system.phases:
+            chosen: dict[str, Any] = {"phases": [p.to_dict() for p in system.phases]}
+        else:
+            chosen = {"window_size": system.window, "model": system.model}
         return {
-            "window_size": system.window,
-            "model": system.model,
+            **chosen,
             "fields": list(self.settings.text_fields),
             "query": text,
             "fusion": system.fusion or "replace",
@@ -156,13 +164,27 @@ class EvalRunner:
 
     # -- the run -----------------------------------------------------------------------------
 
+    def depth(self) -> int:
+        """The deepest window of any system: the windows, and each cascade's first phase."""
+        cascades = [m[0].window_size for m in self.settings.models if not isinstance(m, str)]
+        return max([*self.settings.windows, *cascades])
+
     def systems(self) -> list[_System]:
         s = self.settings
-        depth = max(s.windows)
+        depth = self.depth()
         out = [_System("bm25", depth)]
         if self.embed is not None:
             out.append(_System("knn", depth))
         for model in s.models:
+            if not isinstance(model, str):  # phases: their own windows
+                label, first = phases_label(model), model[0].window_size
+                for fusion in s.fusions:
+                    for chunking in s.chunkings:
+                        cascade = (first, label, first, fusion, chunking, model)
+                        out.append(_System("bm25+rerank", *cascade))
+                        if self.embed is not None:
+                            out.append(_System("hybrid+rerank", *cascade))
+                continue
             for fusion in s.fusions:
                 for chunking in s.chunkings:
                     for window in sorted(set(s.windows)):
@@ -214,7 +236,7 @@ class EvalRunner:
             dataset=dataset,
             engine=self.engine_name,
             queries=len(judged),
-            depth=max(self.settings.windows),
+            depth=self.depth(),
             systems=results,
             notes=list(notes),
             warnings=warnings,
@@ -225,7 +247,9 @@ class EvalRunner:
         rename = {f"recall@{system.depth}": "recall@window"}
         return SystemResult(
             system=system.system,
-            model=display_name(system.model) if system.model else None,
+            model=(system.model if system.phases else display_name(system.model))
+            if system.model
+            else None,
             window=system.window if system.model else None,
             fusion=_fusion_name(system.fusion),
             chunking=chunking_name(system.chunking),
@@ -259,8 +283,14 @@ class EvalRunner:
                 system.fallbacks = fallbacks
 
 
+def phases_label(phases: Sequence[PhaseConfig]) -> str:
+    """A cascade's name in tables: ``bi@100>ce@20`` (each phase's display name and window)."""
+    return ">".join(f"{display_name(p.model)}@{p.window_size}" for p in phases)
+
+
 def _label(system: _System) -> str:
-    model = f" {display_name(system.model)}" if system.model else ""
+    shown = system.model if system.phases else display_name(system.model or "")
+    model = f" {shown}" if system.model else ""
     window = f" w={system.window}" if system.window else ""
     chunks = f" {chunking_name(system.chunking)}" if system.chunking else ""
     return f"{system.system}{model}{window}{chunks}"

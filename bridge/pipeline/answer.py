@@ -23,10 +23,13 @@ from typing import Any, Literal
 
 from bridge.chunking import BestWindow
 from bridge.pipeline.fuse import beyond_window_scores, fuse, fused_order
+from bridge.pipeline.phases import PhasedOrder, PhaseReport
 from bridge.pipeline.plan import Plan
 from bridge.pipeline.source import apply_filter_path, apply_source_filter
 
-OutcomeStatus = Literal["ok", "empty", "timeout", "model_error", "skipped", "unsupported"]
+OutcomeStatus = Literal[
+    "ok", "partial", "empty", "timeout", "model_error", "skipped", "unsupported"
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Outcome:
 
     ``timings_ms`` holds ``texts``, ``model`` and, when the adapter measured it, ``engine``.
     ``best_windows``: with chunking, each window hit's best window (``bridge.chunking``).
+    With phases, ``phases`` holds the order and every phase's report; ``partial``: a later
+    phase failed open and the earlier phases' order stands.
     """
 
     status: OutcomeStatus
@@ -43,9 +48,12 @@ class Outcome:
     missing: dict[str, int] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     best_windows: list[BestWindow] | None = None
+    phases: PhasedOrder | None = None
 
     @property
     def reranked(self) -> bool:
+        if self.phases is not None:
+            return self.status in ("ok", "partial") and self.phases.reranked
         return self.status == "ok" and self.model_scores is not None
 
 
@@ -68,10 +76,38 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
     dropped = 0
 
     scores = outcome.model_scores
-    if outcome.reranked and scores is not None and len(scores) == len(window_hits):
+    phased = outcome.phases
+    if outcome.reranked and phased is not None and len(phased.scores) == len(window_hits):
+        # phases: each phase ordered the top of the previous one; the window first, then the rest
+        n = len(window_hits)
+        engine_scores = [engine_score(h) for h in hits]
+        last_model = phased.last_model_scores()
+        order = phased.order + list(range(n, len(hits)))
+        for index in order:
+            if index >= n:
+                ordered.append(_unscored(hits[index], index, None, explain, reranked=True))
+                continue
+            hit = dict(window_hits[index])
+            final = phased.scores[index]
+            hit["_score"] = final
+            if explain:
+                hit["_rerank"] = {
+                    "status": "reranked" if index in last_model else "engine_order",
+                    "model_score": last_model.get(index),
+                    "engine_score": engine_scores[index],
+                    "engine_rank": index + 1,
+                    "fused_score": final,
+                    "phases": [_phase_scores(r, index) for r in phased.reports],
+                }
+            ordered.append(hit)
+        reranked = len(last_model)
+        answered = [h for h in ordered[:n] if isinstance(h.get("_score"), (int, float))]
+        if answered:
+            max_score = max(h["_score"] for h in answered)
+    elif outcome.reranked and scores is not None and len(scores) == len(window_hits):
         fusion = plan.config.fusion
         min_score = plan.config.min_score
-        engine_scores = [_score_of(h) for h in hits]
+        engine_scores = [engine_score(h) for h in hits]
         fused = fuse(engine_scores[: len(window_hits)], scores, fusion)
         n = len(window_hits)
         rest_scores: list[float] = []
@@ -153,12 +189,19 @@ def _unscored(
     if explain:
         copy["_rerank"] = {
             "status": "beyond_window" if reranked else "engine_order",
-            "engine_score": _score_of(engine_hit),
+            "engine_score": engine_score(engine_hit),
             "engine_rank": index + 1,
         }
         if rest_score is not None:
             copy["_rerank"]["fused_score"] = rest_score
     return copy
+
+
+def _phase_scores(report: PhaseReport, index: int) -> dict[str, float] | None:
+    """One phase's scores for the hit at engine position ``index`` (None: not reranked)."""
+    if index not in report.model_scores:
+        return None
+    return {"model_score": report.model_scores[index], "fused_score": report.fused_scores[index]}
 
 
 def _restore_source(hit: dict[str, Any], plan: Plan) -> None:
@@ -169,7 +212,7 @@ def _restore_source(hit: dict[str, Any], plan: Plan) -> None:
         hit["_source"] = apply_source_filter(source, plan.source, plan.engine)
 
 
-def _score_of(hit: Mapping[str, Any]) -> float | None:
+def engine_score(hit: Mapping[str, Any]) -> float | None:
     score = hit.get("_score")
     return float(score) if isinstance(score, (int, float)) else None
 
@@ -190,6 +233,13 @@ def _summary(plan: Plan, outcome: Outcome, *, reranked: int, dropped: int) -> di
     }
     if config.chunking is not None:
         out["chunking"] = config.chunking.to_dict()
+    if config.phases:
+        out["model"] = config.phases[-1].model
+        reports = outcome.phases.reports if outcome.phases is not None else []
+        out["phases"] = [
+            {**phase.to_dict(), **(reports[i].to_dict() if reports else {"status": "skipped"})}
+            for i, phase in enumerate(config.phases)
+        ]
     if plan.reason:
         out["reason"] = plan.reason
     if outcome.error:

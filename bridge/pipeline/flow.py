@@ -16,16 +16,12 @@ as ``_msearch`` does to send the searches of several flows as one engine request
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any
 
-from bridge.chunking import BestWindow, ChunkedScores, ChunkingConfig
 from bridge.config import RerankConfig
 from bridge.errors import (
     BridgeError,
@@ -34,54 +30,13 @@ from bridge.errors import (
     ModelUnavailableError,
     RerankTimeout,
 )
-from bridge.pipeline.answer import Outcome, OutcomeStatus, build_answer
+from bridge.pipeline.answer import Outcome, OutcomeStatus, build_answer, engine_score
+from bridge.pipeline.effects import TIMEOUTS, Effect, Embed, Score, Search
+from bridge.pipeline.phases import PhaseReport, run_phases, unpacked_scores
 from bridge.pipeline.plan import Plan, plan_search, with_query_vectors
 from bridge.pipeline.texts import passage_texts
 
 logger = logging.getLogger(__name__)
-
-# What a door throws in when a Score effect ran out of its budget (any of these counts).
-_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError, RerankTimeout)
-
-
-@dataclass(frozen=True)
-class Embed:
-    """Embed ``texts`` with ``model``; send back one vector (a sequence of floats) per text."""
-
-    name: ClassVar[str] = "embed"
-    model: str
-    texts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Search:
-    """Run this engine search; send back its JSON answer (a mapping)."""
-
-    name: ClassVar[str] = "search"
-    body: dict[str, Any]
-    params: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Score:
-    """Score ``passages`` against ``query`` with ``model``; send back one float per passage.
-
-    ``timeout_s`` is what is left of ``timeout_ms`` (``None``: no limit). A door that stops
-    waiting throws a ``TimeoutError`` (or ``RerankTimeout``) in; loading the model is not part
-    of the budget. With ``chunking`` the door scores each passage's windows and sends back a
-    ``ChunkedScores`` (``bridge.chunking``: the aggregated scores and each best window).
-    """
-
-    name: ClassVar[str] = "score"
-    model: str
-    max_length: int | None
-    query: str
-    passages: tuple[str, ...]
-    timeout_s: float | None
-    chunking: ChunkingConfig | None = None
-
-
-Effect = Embed | Search | Score
 
 
 @dataclass(frozen=True)
@@ -140,6 +95,8 @@ def _score_window(response: Mapping[str, Any], plan: Plan) -> Generator[Effect, 
     config = plan.config
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    if config.phases:
+        return (yield from _score_phases(hits, plan, started))
     try:
         passages = passage_texts(hits, config)
         timings["texts"] = _ms_since(started)
@@ -148,9 +105,9 @@ def _score_window(response: Mapping[str, Any], plan: Plan) -> Generator[Effect, 
         raw = yield Score(
             config.model, config.max_length, plan.query_text, texts, left, config.chunking
         )
-        scores, best = _unpacked(raw, len(hits))
+        scores, best = unpacked_scores(raw, len(hits))
         timings["model"] = round(_ms_since(started) - timings["texts"], 3)
-    except _TIMEOUTS:
+    except TIMEOUTS:
         reason = f"reranking exceeded timeout_ms={config.timeout_ms}"
         return _failed(plan, "timeout", reason, started, timings)
     except Exception as exc:
@@ -163,6 +120,53 @@ def _score_window(response: Mapping[str, Any], plan: Plan) -> Generator[Effect, 
         timings_ms=timings,
         best_windows=best,
     )
+
+
+def _score_phases(
+    hits: Sequence[Mapping[str, Any]], plan: Plan, started: float
+) -> Generator[Effect, Any, Outcome]:
+    """Phased reranking: one ``Score`` per phase within one budget, fail-open per phase."""
+    config = plan.config
+    timings: dict[str, float] = {}
+    try:
+        passages = passage_texts(hits, config)
+    except Exception as exc:
+        return _failed(plan, "model_error", exc, started, timings)
+    timings["texts"] = _ms_since(started)
+    deadline = None if config.timeout_ms is None else started + config.timeout_ms / 1000.0
+    phased = yield from run_phases(
+        plan.query_text,
+        passages.texts,
+        [engine_score(hit) for hit in hits],
+        config.phases,
+        fusion=config.fusion,
+        max_length=config.max_length,
+        deadline=deadline,
+        chunking=config.chunking,
+    )
+    timings["model"] = round(sum(r.ms for r in phased.reports), 3)
+    failed = next((r for r in phased.reports if r.status in ("timeout", "model_error")), None)
+    if failed is not None and (config.on_failure == "error" or not phased.reranked):
+        status: OutcomeStatus = "timeout" if failed.status == "timeout" else "model_error"
+        outcome = _failed(plan, status, _phase_error(failed, config), started, timings)
+        return replace(outcome, phases=phased)
+    error = None
+    if failed is not None:  # a later phase failed open: the earlier phases' order stands
+        error = _failed_open(failed.status, _phase_error(failed, config))
+    timings["total"] = _ms_since(started)
+    return Outcome(
+        status="ok" if failed is None else "partial",
+        error=error,
+        missing=dict(passages.missing),
+        timings_ms=timings,
+        phases=phased,
+    )
+
+
+def _phase_error(report: PhaseReport, config: RerankConfig) -> BaseException | str:
+    if report.status == "timeout":
+        return f"phase {report.model!r} exceeded timeout_ms={config.timeout_ms}"
+    return report.error or "model error"
 
 
 def window_hits(response: Mapping[str, Any], plan: Plan) -> list[Mapping[str, Any]]:
@@ -178,24 +182,6 @@ def _embedding_error(exc: Exception, section: object) -> BridgeError:
     if isinstance(section, Mapping) and "embedding_model" in section:
         return ConfigError(str(exc), field="rerank.embedding_model")
     return exc
-
-
-def _unpacked(raw: Any, expected: int) -> tuple[list[float], list[BestWindow] | None]:
-    """A Score result: the scores, and each passage's best window when it was chunked."""
-    if not isinstance(raw, ChunkedScores):
-        return _checked(raw, expected), None
-    if len(raw.best) != expected:
-        raise ModelError(f"scorer returned {len(raw.best)} windows for {expected} passages")
-    return _checked(raw.scores, expected), list(raw.best)
-
-
-def _checked(raw: Sequence[float], expected: int) -> list[float]:
-    scores = [float(s) for s in raw]
-    if len(scores) != expected:
-        raise ModelError(f"scorer returned {len(scores)} scores for {expected} passages")
-    if not all(math.isfinite(s) for s in scores):
-        raise ModelError("scorer returned a non-finite score")
-    return scores
 
 
 def _budget_left(timeout_ms: int | None, started: float) -> float | None:
@@ -219,13 +205,20 @@ def _failed(
         if isinstance(exc, BridgeError):
             raise exc
         raise ModelError(message) from (exc if isinstance(exc, BaseException) else None)
-    # a model that cannot load was announced once, with its fix, by the model breaker
-    announced = isinstance(exc, ModelUnavailableError) or getattr(exc, "announced", False)
-    log = logger.debug if announced else logger.warning
-    log("reranking failed open (%s), returning engine order: %s", status, message)
+    _failed_open(status, exc)
     return Outcome(
         status=status, error=message, timings_ms={**timings, "total": _ms_since(started)}
     )
+
+
+def _failed_open(status: str, exc: BaseException | str) -> str:
+    """Log a fail-open once (quietly when the model breaker already announced it)."""
+    message = str(exc) if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    # a model that cannot load was announced once, with its fix, by the model breaker
+    announced = isinstance(exc, ModelUnavailableError) or getattr(exc, "announced", False)
+    log = logger.debug if announced else logger.warning
+    log("reranking failed open (%s), returning the previous order: %s", status, message)
+    return message
 
 
 def _ms_since(start: float) -> float:

@@ -157,16 +157,24 @@ class SearchRoutes:
             **self.proxy.settings.rerank_defaults_for(index),
         }
         config = RerankConfig.from_value(True if section is None else section, defaults)
-        if config.max_length != defaults.get("max_length"):
-            # each max_length is its own model session: requests must not multiply them
-            raise ConfigError(
-                "is fixed by the proxy configuration (rerank.max_length in its settings)",
-                field="rerank.max_length",
-            )
+        # each max_length is its own model session: requests must not multiply them
+        lengths = [("max_length", config.max_length)] + [
+            (f"phases[{i}].max_length", phase.max_length)
+            for i, phase in enumerate(config.phases)
+            if phase.max_length is not None
+        ]
+        for name, length in lengths:
+            if length != defaults.get("max_length"):
+                raise ConfigError(
+                    "is fixed by the proxy configuration (rerank.max_length in its settings)",
+                    field=f"rerank.{name}",
+                )
         if config.max_window > limits.max_window:  # a client may lower the limit, never raise it
             config = replace(config, max_window=limits.max_window)
         allowed = self.allowed_models
-        for name, model in (("model", config.model), ("embedding_model", config.embedding_model)):
+        named = [("model", config.model), ("embedding_model", config.embedding_model)]
+        named += [(f"phases[{i}].model", phase.model) for i, phase in enumerate(config.phases)]
+        for name, model in named:
             if model not in allowed:
                 raise ConfigError(
                     f"model {model!r} is not served by this proxy (see scorer.allowed_models)",
@@ -192,7 +200,7 @@ class SearchRoutes:
 
     def record(self, sub: SubSearch) -> str:
         outcome = sub.outcome()
-        model = sub.config.model
+        model = ",".join(sub.config.models)
         # no hits is not a failure: the (empty) answer is exactly what a rerank would give
         status = "reranked" if outcome.reranked or outcome.status == "empty" else "skipped"
         metrics = self.proxy.metrics
@@ -421,7 +429,7 @@ class SearchRoutes:
         active = [sub for sub in subs if sub is not None]
         if not active:
             return self.encode(request, engine, engine.content, "passthrough", "none", started)
-        models = ",".join(sorted({sub.config.model for sub in active}))
+        models = ",".join(sorted({model for sub in active for model in sub.config.models}))
         if engine.status_code == 200:
             self.proxy.note_engine(engine.headers)
         engine_json = _json_or_none(engine)

@@ -179,6 +179,10 @@ class ProxySettings:
         """Every reranking model the configuration names."""
         names = [*self.scorer.models, self.rerank.get("model")]
         names += [o.get("model") for o in self.indices.values()]
+        for section in [self.rerank, *self.indices.values()]:  # each phase's model too
+            phases = section.get("phases")
+            if isinstance(phases, list):
+                names += [p.get("model") for p in phases if isinstance(p, Mapping)]
         return sorted({n for n in names if isinstance(n, str) and n})
 
     def startup_models(self) -> list[str]:
