@@ -149,12 +149,12 @@ class PhaseConfig:
 
 def parse_phases(value: Any, *, path: str = "rerank.phases") -> tuple[PhaseConfig, ...]:
     """A validated list of phases; each window must fit inside the previous one."""
-    if isinstance(value, (list, tuple)) and all(isinstance(v, PhaseConfig) for v in value):
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError("expected a non-empty list of phases", field=path)
+    if all(isinstance(v, PhaseConfig) for v in value):
         phases: list[PhaseConfig] = list(value)
         _check_phases(phases, path)
         return tuple(phases)
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ConfigError("expected a non-empty list of phases", field=path)
     phases = []
     for i, raw in enumerate(value):
         where = f"{path}[{i}]"

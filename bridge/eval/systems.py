@@ -24,7 +24,7 @@ from bridge.eval.results import EvalReport, SystemResult
 logger = logging.getLogger(__name__)
 
 Embed = Callable[[Sequence[str]], Any]  # texts -> (n, dim) float array
-FAIL_OPEN_STATUSES = frozenset({"timeout", "model_error", "skipped", "unsupported"})
+FAIL_OPEN_STATUSES = frozenset({"timeout", "model_error", "partial", "skipped", "unsupported"})
 
 
 @dataclass(frozen=True)

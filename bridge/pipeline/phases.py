@@ -120,9 +120,6 @@ def run_phases(
             report.status, report.error, report.ms = "model_error", exc, _ms(clock() - began)
             continue
         report.ms = _ms(clock() - began)
-        if deadline is not None and clock() > deadline:
-            report.status, report.error = "timeout", "phase finished after timeout_ms"
-            break
         fused = fuse([current[i] for i in top], model, phase.fusion or fusion)
         report.status = "reranked"
         report.model_scores = {top[i]: model[i] for i in range(len(top))}

@@ -172,8 +172,10 @@ class SearchRoutes:
         if config.max_window > limits.max_window:  # a client may lower the limit, never raise it
             config = replace(config, max_window=limits.max_window)
         allowed = self.allowed_models
-        named = [("model", config.model), ("embedding_model", config.embedding_model)]
-        named += [(f"phases[{i}].model", phase.model) for i, phase in enumerate(config.phases)]
+        named = [(f"phases[{i}].model", phase.model) for i, phase in enumerate(config.phases)]
+        if not config.phases:  # with phases, `model` is not used
+            named.append(("model", config.model))
+        named.append(("embedding_model", config.embedding_model))
         for name, model in named:
             if model not in allowed:
                 raise ConfigError(

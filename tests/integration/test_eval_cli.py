@@ -128,6 +128,34 @@ def test_index_eval_finds_the_relevant_docs_with_bm25(
     assert (bm25["system"], bm25["metrics"]["mrr@10"]) == ("bm25", 1.0)
 
 
+def test_index_eval_runs_a_cascade_through_the_wrapper(
+    es_url: str,
+    tiny_index: str,
+    queries_file: Path,
+    tmp_path: Path,
+    nano_cross_encoder_dir: Path,
+    bi_encoder_dir: Path,
+) -> None:
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 d1 2\nq2 0 d3 1\nq3 0 d4 1\n")
+    out = tmp_path / "out"
+    cascade = f"{bi_encoder_dir}@4>{nano_cross_encoder_dir}@2"
+    code = main(
+        [
+            "eval", "--engine", es_url, "--index", tiny_index, "--queries", str(queries_file),
+            "--qrels", str(qrels), "--model", cascade, "--window", "3", "--out", str(out),
+            "--no-progress",
+        ]
+    )  # fmt: skip
+    systems = json.loads((out / "results.json").read_text())["systems"]
+    cascades = [s for s in systems if s["model"] and ">" in s["model"]]
+    assert code == 0
+    # one cascade system at its own first window (not --window's), every query reranked
+    assert [(s["model"], s["window"], s["fallbacks"]) for s in cascades] == [
+        ("all-MiniLM-L6-v2@4>cross-nano@2", 4, 0)
+    ]
+
+
 def _indices(es_client: Any) -> set[str]:
     return set(
         es_client.indices.get(index="rerank-bridge-eval-cranfield-*", expand_wildcards="all")

@@ -50,3 +50,35 @@ def test_fusion_json_must_parse(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unreachable_engine_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _error(["--engine", "http://127.0.0.1:9", "--dataset", "d"], capsys)
     assert (code, len(err.splitlines()), "cannot reach an engine" in err) == (2, 1, True)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("a@100>b@200", "[--model[1].window_size] 200 exceeds the previous phase's window_size"),
+        ("a>b@20", "--model phase 'a' is not MODEL@WINDOW"),
+        ("a@x>b@20", "--model phase 'a@x' is not MODEL@WINDOW"),
+        ('[{"model": "a"}]', "[--model[0].window_size] is required"),
+        ("[{bad", "--model phases are not valid JSON"),
+    ],
+)
+def test_bad_cascades_are_named_before_any_engine_is_contacted(
+    model: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _error(["--engine", "http://x", "--dataset", "d", "--model", model], capsys)
+    assert (code, message in err) == (2, True)
+
+
+def test_a_cascade_model_spec_reads_as_phases() -> None:
+    from bridge.cli.eval import model_spec
+
+    shorthand = model_spec("bi@100>/models/ce@20")
+    as_json = model_spec(
+        '[{"model": "bi", "window_size": 100, "fusion": "linear"},'
+        ' {"model": "/models/ce", "window_size": 20}]'
+    )
+    assert not isinstance(shorthand, str)
+    assert not isinstance(as_json, str)
+    assert [(p.model, p.window_size) for p in shorthand] == [("bi", 100), ("/models/ce", 20)]
+    assert [p.fusion and p.fusion.method for p in as_json] == ["linear", None]
+    assert model_spec("plain-model") == "plain-model"
