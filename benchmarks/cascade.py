@@ -23,7 +23,8 @@ included). Each system has its own scorer objects (own caches: no system reuses 
 Prints JSON lines; needs ../shared and a node:
 
     export RERANK_BRIDGE_TEST_ES_URL=http://127.0.0.1:9200
-    .venv/bin/python benchmarks/cascade.py --first-fusion linear --cold
+    .venv/bin/python benchmarks/cascade.py --first-fusion linear
+    .venv/bin/python benchmarks/cascade.py --first-fusion linear --cold-only
 """
 
 from __future__ import annotations
@@ -74,7 +75,11 @@ def main() -> int:
     parser.add_argument("--second-window", type=int, default=20)
     parser.add_argument("--alone-window", type=int, default=50)
     parser.add_argument("--cold", action="store_true", help="also run cascade-cold")
-    parser.add_argument("--no-warm", action="store_true", help="skip the catalogue embedding")
+    parser.add_argument(
+        "--cold-only",
+        action="store_true",
+        help="run bm25, the cross-encoder alone and cascade-cold only (no catalogue embedding)",
+    )
     parser.add_argument(
         "--first-fusion", default="replace", help="the first phase's fusion method (e.g. linear)"
     )
@@ -105,9 +110,10 @@ def main() -> int:
             RerankingSearch(client, scorers=Scorers()),
             {**common, "model": args.model, "window_size": args.alone_window},
         ),
-        "cascade": (RerankingSearch(client, scorers=Scorers()), cascade),
     }
-    if args.cold:
+    if not args.cold_only:
+        systems["cascade"] = (RerankingSearch(client, scorers=Scorers()), cascade)
+    if args.cold or args.cold_only:
         cold = RerankingSearch(client, scorers=Scorers(embedding_cache_bytes=0))
         systems["cascade-cold"] = (cold, cascade)
     depth = max(args.first_window, args.alone_window)
@@ -137,7 +143,7 @@ def main() -> int:
             ids = [str(h["_source"].get("doc_id", h["_id"])) for h in hits]
             return ids, dict(answer.get("rerank") or {}), took
 
-        if not args.no_warm and Path(args.first).is_dir():
+        if "cascade" in systems and Path(args.first).is_dir():
             # the catalogue's embeddings, once (index-time work): every candidate product title
             titles: set[str] = set()
             for text in dataset.queries.values():
@@ -165,7 +171,8 @@ def main() -> int:
                 names.reverse()
             for name in names:
                 ids, summary, took = search(name, text)
-                if systems[name][1] is not None and summary.get("status") != "ok":
+                # `empty`: BM25 found nothing for this query, so there is nothing to rerank
+                if systems[name][1] is not None and summary.get("status") not in ("ok", "empty"):
                     raise SystemExit(f"{name} did not rerank {text!r}: {summary}")
                 runs[name][qid] = ids
                 search_ms[name].append(took)
