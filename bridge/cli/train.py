@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
 from pathlib import Path
 
-ENGINE_ENV = "RERANK_BRIDGE_ES_URL"
+from bridge.cli.training_args import (
+    add_shared_args,
+    engine_url,
+    print_outcome,
+    quiet_clients,
+    shared_options,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,9 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         required=True,
         help="checkpoint folder (safetensors, config, tokenizer)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
-    add_engine_args(parser)
-    add_fit_args(parser, lr=4e-5, batch_size=32)
+    add_shared_args(parser, lr=4e-5, batch_size=32)
     parser.add_argument("--max-pairs", type=int, help="stop adding training queries at N pairs")
     parser.add_argument(
         "--holdout", type=float, default=0.1, help="fraction of queries held out (by hash)"
@@ -67,80 +68,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--random-negatives", type=int, default=1, help="random collection passages per query"
     )
-    parser.add_argument("--eval-queries", type=int, default=300, help="held-out queries to eval")
-    parser.add_argument("--eval-window", type=int, default=50, help="rerank window of that eval")
-    parser.add_argument("--int8", action="store_true", help="also write the int8 graph and use it")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     parser.set_defaults(handler=run)
-
-
-def add_engine_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", help=f"Elasticsearch/OpenSearch URL (default: ${ENGINE_ENV})")
-    parser.add_argument(
-        "--index",
-        help="index of the passages (ids = the judgments' ids); default: a temporary index of "
-        "the data's passages",
-    )
-
-
-def add_fit_args(parser: argparse.ArgumentParser, *, lr: float, batch_size: int) -> None:
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--lr", type=float, default=lr)
-    parser.add_argument("--max-length", type=int, default=64, help="tokens per query+passage")
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument(
-        "--head-lr-scale",
-        type=float,
-        default=1.0,
-        help="learning rate multiplier of the classification head (new on a bi-encoder base)",
-    )
-    parser.add_argument(
-        "--train-word-embeddings",
-        action="store_true",
-        help="also train the word-embedding table (frozen by default)",
-    )
-    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def fit_settings(args: argparse.Namespace) -> object:
-    from bridge.training.torch_model import FitSettings
-
-    return FitSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        max_length=args.max_length,
-        seed=args.seed,
-        head_lr_scale=args.head_lr_scale,
-        train_word_embeddings=args.train_word_embeddings,
-        threads=args.threads,
-        progress=not args.no_progress,
-    )
-
-
-def quiet_clients(verbose: bool) -> None:
-    if not verbose:  # one INFO line per HTTP request drowns the progress bars
-        for name in ("elastic_transport", "opensearch", "httpx", "bridge.models.convert"):
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run(args: argparse.Namespace) -> int:
     from bridge.training.pairs import NegativeSettings
-    from bridge.training.torch_model import FitSettings
     from bridge.training.train import TrainOptions, run_train
 
     quiet_clients(args.verbose)
-    fit = fit_settings(args)
-    assert isinstance(fit, FitSettings)
     options = TrainOptions(
         data=args.data,
         base=args.base,
-        out=args.out,
-        engine=args.engine or os.environ.get(ENGINE_ENV),
-        index=args.index,
-        fit=fit,
         negatives=NegativeSettings(
             per_query=args.negatives,
             depth=args.negative_depth,
@@ -152,12 +90,6 @@ def run(args: argparse.Namespace) -> int:
         holdout=args.holdout,
         holdout_sample=args.holdout_sample,
         sample_seed=args.sample_seed,
-        eval_queries=args.eval_queries,
-        eval_window=args.eval_window,
-        int8=args.int8,
-        overwrite=args.overwrite,
+        **shared_options(args, engine_url(args)),
     )
-    record = run_train(options)
-    print(json.dumps({"out": str(args.out), "heldout": record["heldout"]}, indent=2))
-    print(f"report: {args.out / 'results.md'}")
-    return 0
+    return print_outcome(args.out, run_train(options))

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.errors import EvalError
+from bridge.errors import BridgeError, EvalError
 
 logger = logging.getLogger(__name__)
 
@@ -42,24 +42,28 @@ class Dataset:
         return {qid: text for qid, text in self.queries.items() if qid in self.qrels}
 
 
-def _require_file(path: Path) -> Path:
+def _require_file(path: Path, error: type[BridgeError] = EvalError) -> Path:
     if not path.is_file():
-        raise EvalError(f"dataset file not found: {path}")
+        raise error(f"dataset file not found: {path}")
     return path
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, object]]:
-    with _require_file(path).open(encoding="utf-8") as handle:
+def jsonl_records(
+    path: Path, error: type[BridgeError] = EvalError
+) -> Iterator[tuple[int, dict[str, object]]]:
+    """(line number, object) for each non-blank line; bad lines raise ``error`` naming file:line
+    (the eval raises EvalError, training TrainingError)."""
+    with _require_file(path, error).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise EvalError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+                raise error(f"{path}:{number}: not valid JSON ({exc.msg})") from None
             if not isinstance(record, dict):
-                raise EvalError(f"{path}:{number}: expected a JSON object")
-            yield record
+                raise error(f"{path}:{number}: expected a JSON object")
+            yield number, record
 
 
 def _check_nonempty(qrels: Qrels, path: Path) -> Qrels:
@@ -111,7 +115,7 @@ def load_queries(path: Path) -> dict[str, str]:
     """Queries as BEIR JSONL (`_id`, `text`) or TSV (`qid<TAB>text`)."""
     queries: dict[str, str] = {}
     if path.suffix == ".jsonl":
-        for record in _jsonl(path):
+        for _, record in jsonl_records(path):
             queries[str(record["_id"])] = str(record["text"])
     else:
         with _require_file(path).open(encoding="utf-8") as handle:
@@ -135,7 +139,7 @@ def load_beir(directory: Path, split: str = "test") -> Dataset:
     """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
     corpus = {
         str(r["_id"]): {"title": str(r.get("title") or ""), "text": str(r.get("text") or "")}
-        for r in _jsonl(directory / "corpus.jsonl")
+        for _, r in jsonl_records(directory / "corpus.jsonl")
     }
     return Dataset(
         name=directory.name,
@@ -163,7 +167,7 @@ def load_homedepot(
     """
     corpus = {
         str(r["product_uid"]): {"title": str(r.get("title") or "")}
-        for r in _jsonl(directory / "products.jsonl")
+        for _, r in jsonl_records(directory / "products.jsonl")
     }
     path = _require_file(directory / "judgments.tsv")
     by_text: dict[str, dict[str, float]] = {}

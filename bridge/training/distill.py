@@ -48,7 +48,9 @@ class DistillOptions:
     index: str | None = None
     data: Path | None = None  # judgments: a temporary index if no --index, and the held-out eval
     student_layers: int = 2
+    layers: tuple[int, ...] | None = None  # the teacher layers to keep; default: spread
     pairs: int | None = None
+    scores: Path | None = None  # teacher scores: read when the file exists, else written
     depth: int = 20
     mse_weight: float = 0.1
     temperature: float = 1.0
@@ -200,32 +202,29 @@ def _distill_in(
     from bridge.training import torch_model as tm
     from bridge.training.train import evaluate_heldout, export
 
-    found = engine_mod.bm25_top_k(
-        client,
-        index,
-        fields,
-        texts,
-        options.depth,
-        progress=options.fit.progress,
-        desc="engine top-k",
-    )
-    lists = [(q, [p for _, p in hits if p]) for q, hits in zip(texts, found, strict=True)]
-    lists = [(q, ps) for q, ps in lists if len(ps) >= 2]
-    if not lists:
-        raise TrainingError("the engine found fewer than 2 passages for every query")
+    if options.scores is not None and options.scores.is_file():
+        # the file's lists as they are, but only the queries this run may use (not held out)
+        allowed = set(texts)
+        read_lists, read_logits = read_scores(options.scores)
+        read = [
+            (item, logits)
+            for item, logits in zip(read_lists, read_logits, strict=True)
+            if item[0] in allowed
+        ]
+        if not read:
+            raise TrainingError(f"{options.scores}: none of its queries is in --queries")
+        lists, scores = [lst for lst, _ in read], [sc for _, sc in read]
+        logger.info("%d teacher-scored lists read from %s", len(lists), options.scores)
+    else:
+        lists = engine_lists(client, index, fields, texts, options)
+        scores = teacher_logits(options.teacher, lists, options.fit.progress)
+        if options.scores is not None:
+            write_scores(options.scores, lists, scores)
     if options.pairs is not None:
-        kept: list[tuple[str, list[str]]] = []
-        count = 0
-        for item in lists:
-            if kept and count + len(item[1]) > options.pairs:
-                break
-            kept.append(item)
-            count += len(item[1])
-        lists = kept
-    scores = teacher_logits(options.teacher, lists, options.fit.progress)
+        lists, scores = _first_pairs(lists, scores, options.pairs)
 
     teacher_layers = tm.layer_count(options.teacher)
-    keep = tm.spread_layers(teacher_layers, options.student_layers)
+    keep = student_layers(teacher_layers, options)
     tm.seed_everything(options.fit.seed)
     tm.set_threads(options.fit.threads)
     student = tm.load_cross_encoder(options.teacher, layers=keep)
@@ -296,6 +295,94 @@ def _distill_in(
         "heldout": {k: v for k, v in heldout.items() if k != "report"},
         "engine_index": options.index or "temporary",
     }
+
+
+def engine_lists(
+    client: Any, index: str, fields: Sequence[str], texts: Sequence[str], options: DistillOptions
+) -> list[tuple[str, list[str]]]:
+    """Each query with its engine top-``depth`` passages (queries with fewer than 2 dropped)."""
+    found = engine_mod.bm25_top_k(
+        client,
+        index,
+        fields,
+        texts,
+        options.depth,
+        progress=options.fit.progress,
+        desc="engine top-k",
+    )
+    lists = [(q, [p for _, p in hits if p]) for q, hits in zip(texts, found, strict=True)]
+    lists = [(q, ps) for q, ps in lists if len(ps) >= 2]
+    if not lists:
+        raise TrainingError("the engine found fewer than 2 passages for every query")
+    if options.pairs is not None:
+        lists, _ = _first_pairs(lists, [[] for _ in lists], options.pairs)
+    return lists
+
+
+def _first_pairs(
+    lists: list[tuple[str, list[str]]], scores: list[list[float]], pairs: int
+) -> tuple[list[tuple[str, list[str]]], list[list[float]]]:
+    """The first whole lists holding at most ``pairs`` pairs (at least one list)."""
+    count = 0
+    for number, (_, passages) in enumerate(lists):
+        if number and count + len(passages) > pairs:
+            return lists[:number], scores[:number]
+        count += len(passages)
+    return lists, scores
+
+
+def student_layers(teacher_layers: int, options: DistillOptions) -> list[int]:
+    from bridge.training.torch_model import spread_layers
+
+    if options.layers is None:
+        return spread_layers(teacher_layers, options.student_layers)
+    keep = sorted(set(options.layers))
+    if not keep or keep[0] < 0 or keep[-1] >= teacher_layers:
+        raise TrainingError(
+            f"--layers {','.join(map(str, options.layers))}: the teacher has layers "
+            f"0..{teacher_layers - 1}"
+        )
+    return keep
+
+
+def write_scores(
+    path: Path, lists: Sequence[tuple[str, Sequence[str]]], scores: Sequence[Sequence[float]]
+) -> None:
+    """One JSON line per query: its passages and the teacher's logits (reused by --scores)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as handle:
+        for (query, passages), logits in zip(lists, scores, strict=True):
+            line = {"query": query, "passages": list(passages), "teacher": list(logits)}
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    partial.replace(path)
+
+
+def read_scores(path: Path) -> tuple[list[tuple[str, list[str]]], list[list[float]]]:
+    from bridge.eval.datasets import jsonl_records
+
+    lists: list[tuple[str, list[str]]] = []
+    scores: list[list[float]] = []
+    for number, record in jsonl_records(path, TrainingError):
+        query, passages, logits = record.get("query"), record.get("passages"), record.get("teacher")
+        if (
+            not isinstance(query, str)
+            or not isinstance(passages, list)
+            or not isinstance(logits, list)
+            or len(passages) != len(logits)
+            or len(passages) < 2
+        ):
+            raise TrainingError(
+                f"{path}:{number}: expected {{query, passages, teacher}} with as many "
+                "teacher scores as passages (at least 2)"
+            )
+        lists.append((query, [str(p) for p in passages]))
+        scores.append([float(x) for x in logits])
+    if not lists:
+        raise TrainingError(f"{path}: no teacher scores")
+    return lists, scores
 
 
 def _log_record(log: FitLog) -> dict[str, Any]:

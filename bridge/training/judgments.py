@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from bridge.eval.datasets import (
     HOMEDEPOT_GAIN_SCALE,
     Dataset,
     detect_format,
+    homedepot_gain,
+    jsonl_records,
     load_beir,
     load_cranfield,
 )
@@ -110,17 +111,10 @@ def load_homedepot_judgments(directory: Path) -> Judgments:
     products = directory / "products.jsonl"
     judgments = directory / "judgments.tsv"
     passages: dict[str, str] = {}
-    with products.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingError(f"{products}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or "product_uid" not in record:
-                raise TrainingError(f"{products}:{number}: expected an object with product_uid")
-            passages[str(record["product_uid"])] = str(record.get("title") or "")
+    for number, record in jsonl_records(products, TrainingError):
+        if "product_uid" not in record:
+            raise TrainingError(f"{products}:{number}: expected an object with product_uid")
+        passages[str(record["product_uid"])] = str(record.get("title") or "")
     queries: dict[str, str] = {}
     gains: dict[str, dict[str, int]] = {}
     with judgments.open(encoding="utf-8") as handle:
@@ -151,7 +145,7 @@ def load_homedepot_judgments(directory: Path) -> Judgments:
                 )
             qid = query_id(text)
             queries[qid] = text
-            gains.setdefault(qid, {})[pid] = max(0, round((grade - 1.0) * HOMEDEPOT_GAIN_SCALE))
+            gains.setdefault(qid, {})[pid] = homedepot_gain(grade)
     if not gains:
         raise TrainingError(f"{judgments}: no judgments")
     return Judgments(
@@ -171,32 +165,23 @@ def load_pairs_jsonl(path: Path) -> Judgments:
     passages: dict[str, str] = {}
     pid_of: dict[str, str] = {}
     gains: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise TrainingError(f"{path}:{number}: expected a JSON object")
-            text = record.get("query")
-            if not isinstance(text, str) or not text.strip():
-                raise TrainingError(f'{path}:{number}: missing or empty "query"')
-            passage = record.get("passage")
-            if not isinstance(passage, str) or not passage.strip():
-                raise TrainingError(f"{path}:{number}: query {text!r} has no passage")
-            label = record.get("label")
-            if isinstance(label, bool) or not isinstance(label, int | float):
-                raise TrainingError(f'{path}:{number}: "label" must be a number in [0, 1]')
-            if not 0.0 <= float(label) <= 1.0:
-                raise TrainingError(f"{path}:{number}: label {label} is outside [0, 1]")
-            qid = query_id(text.strip())
-            queries[qid] = text.strip()
-            pid = pid_of.setdefault(passage, f"p{len(pid_of)}")
-            passages[pid] = passage
-            gains.setdefault(qid, {})[pid] = round(float(label) * JSONL_GAIN_SCALE)
+    for number, record in jsonl_records(path, TrainingError):
+        text = record.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise TrainingError(f'{path}:{number}: missing or empty "query"')
+        passage = record.get("passage")
+        if not isinstance(passage, str) or not passage.strip():
+            raise TrainingError(f"{path}:{number}: query {text!r} has no passage")
+        label = record.get("label")
+        if isinstance(label, bool) or not isinstance(label, int | float):
+            raise TrainingError(f'{path}:{number}: "label" must be a number in [0, 1]')
+        if not 0.0 <= float(label) <= 1.0:
+            raise TrainingError(f"{path}:{number}: label {label} is outside [0, 1]")
+        qid = query_id(text.strip())
+        queries[qid] = text.strip()
+        pid = pid_of.setdefault(passage, f"p{len(pid_of)}")
+        passages[pid] = passage
+        gains.setdefault(qid, {})[pid] = round(float(label) * JSONL_GAIN_SCALE)
     if not gains:
         raise TrainingError(f"{path}: no judgments (empty file)")
     return Judgments(

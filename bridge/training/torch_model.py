@@ -56,6 +56,8 @@ class FitSettings:
             raise TrainingError("--epochs and --batch-size must be >= 1, --max-length >= 8")
         if not 0.0 < self.lr < 1.0:
             raise TrainingError(f"--lr must be in (0, 1), got {self.lr}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise TrainingError(f"--warmup must be in [0, 1), got {self.warmup}")
 
 
 @dataclass

@@ -197,3 +197,54 @@ def test_the_demos_100_query_sample_is_held_out_of_training(homedepot_dir: Path)
     trained = {judgments.queries[q] for q in split.train}
     held = {judgments.queries[q] for q in split.held_out}
     assert (len(demo), len(split.pinned), demo & trained, demo <= held) == (100, 100, set(), True)
+
+
+def test_bad_products_jsonl_names_file_and_line(tmp_path: Path) -> None:
+    data = _homedepot(tmp_path, ["cordless drill\t1\t3"], PRODUCTS)
+    with (data / "products.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write("[1, 2]\n{not json\n")
+    with pytest.raises(TrainingError) as caught:
+        load_judgments(data)
+    assert f"{data / 'products.jsonl'}:4: expected a JSON object" in str(caught.value)
+
+
+def test_teacher_scores_file_round_trips_and_bad_lines_name_file_and_line(tmp_path: Path) -> None:
+    from bridge.training.distill import read_scores, write_scores
+
+    path = tmp_path / "scores.jsonl"
+    lists = [("drill", ["a drill", "a plate"]), ("bulb", ["LED bulb", "a drill", "a plate"])]
+    logits = [[2.5, -3.0], [4.0, -1.0, -6.5]]
+    write_scores(path, lists, logits)
+    assert read_scores(path) == (lists, logits)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.jsonl"]
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"query": "x", "passages": ["a", "b"], "teacher": [1.0]}) + "\n")
+    with pytest.raises(TrainingError) as caught:
+        read_scores(path)
+    assert f"{path}:3: expected {{query, passages, teacher}}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("count", "layers", "kept"),
+    [(2, None, [0, 5]), (3, None, [0, 2, 5]), (2, (1, 0), [0, 1]), (2, (6,), None)],
+)
+def test_the_student_keeps_spread_or_named_teacher_layers(
+    count: int, layers: tuple[int, ...] | None, kept: list[int] | None
+) -> None:
+    from bridge.training.distill import DistillOptions, student_layers
+
+    options = DistillOptions(
+        Path("t"), Path("q"), Path("o"), "http://x", student_layers=count, layers=layers
+    )
+    if kept is None:
+        with pytest.raises(TrainingError, match=r"the teacher has layers 0\.\.5"):
+            student_layers(6, options)
+    else:
+        assert student_layers(6, options) == kept
+
+
+def test_the_head_is_the_pooler_and_the_classifier() -> None:
+    from bridge.training.torch_model import is_head
+
+    names = ["bert.pooler.dense.weight", "classifier.bias", "bert.encoder.layer.5.attention.x"]
+    assert [is_head(n) for n in names] == [True, True, False]
