@@ -86,8 +86,14 @@ class ModelFiles:
         return total
 
 
+# The scorer saves a model's optimised graph as ``<stem>.optimized-<16 hex digits>.onnx``
+# (bridge.scoring.session.optimized_graph_path).
+OPTIMIZED_INFIX = ".optimized-"
+
+
 def is_derived_onnx(path: Path) -> bool:
-    """Graphs the scorer writes beside a model (optimised copies) are not model candidates."""
+    """Graphs the scorer writes beside a model (optimised copies) are not model candidates, and
+    never the source of another optimised graph."""
     return ".optimized" in path.name
 
 

@@ -8,6 +8,8 @@ optimisation switched off, so they start fast.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import logging
 import os
@@ -20,6 +22,7 @@ from typing import Any
 import onnxruntime as ort
 
 from bridge.errors import ModelError
+from bridge.models.local import OPTIMIZED_INFIX, is_derived_onnx
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,12 @@ _QUANTIZED_OPS = frozenset(
 
 # Bump when the optimisation recipe changes so stale cached graphs are not reused.
 _RECIPE = "v3"
+
+# Saved optimised graphs kept per source graph beside a model, and in all in the cache's
+# "optimized" folder (read-only model folders): each new ORT version, recipe, provider set or
+# changed source file saves another, so the oldest beyond these are deleted when one is saved.
+KEEP_BESIDE_MODEL = 4
+KEEP_IN_CACHE = 32
 
 # Fusions left out on CPU because their fused kernel is slower than the ops it replaces.
 # SkipLayerNormalization (onnxruntime 1.32) takes 5-6x the time of Add + LayerNormalization on
@@ -109,7 +118,7 @@ def optimized_graph_path(
     parts = [str(onnx_path.resolve()), str(info.st_size), str(info.st_mtime_ns), ort.__version__]
     key = "|".join([*parts, *providers, _RECIPE, tag])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    name = f"{onnx_path.stem}.optimized-{digest}.onnx"
+    name = f"{onnx_path.stem}{OPTIMIZED_INFIX}{digest}.onnx"
     if _writable(onnx_path.parent):
         return onnx_path.parent / name
     if cache_dir is None:
@@ -138,24 +147,73 @@ def create_session(
     reuse_optimized: bool = True,
     spin: bool = False,
 ) -> ort.InferenceSession:
-    """Open ``onnx_path`` with explicit providers; optimise once and reuse the saved graph."""
+    """Open ``onnx_path`` with explicit providers; optimise once and reuse the saved graph.
+
+    An optimised graph this module saved (``*.optimized-*.onnx``) is opened as it is: it is
+    never the source of another optimised graph."""
     resolved = resolve_providers(providers)
     if not onnx_path.is_file():
         raise ModelError(f"ONNX file not found: {onnx_path}")
     config = model_config or {}
-    tag = f"{config.get('num_attention_heads')}x{config.get('hidden_size')}"
-    target = optimized_graph_path(onnx_path, resolved, cache_dir, tag=tag)
+    no_optimising = session_options(threads, optimize=False, spin=spin)
     try:
+        if is_derived_onnx(onnx_path):
+            logger.debug("%s is an optimised graph: opened as it is", onnx_path)
+            return ort.InferenceSession(str(onnx_path), no_optimising, providers=resolved)
+        tag = f"{config.get('num_attention_heads')}x{config.get('hidden_size')}"
+        target = optimized_graph_path(onnx_path, resolved, cache_dir, tag=tag)
         if reuse_optimized and target.is_file():
             logger.debug("loading optimised graph %s", target)
-            return ort.InferenceSession(
-                str(target), session_options(threads, optimize=False, spin=spin), providers=resolved
-            )
-        return _optimise_and_open(onnx_path, target, resolved, threads, config, spin)
+            try:
+                return ort.InferenceSession(str(target), no_optimising, providers=resolved)
+            except Exception:
+                if target.is_file():
+                    raise
+                # another process pruned it between the check and the open: optimise again
+        session = _optimise_and_open(onnx_path, target, resolved, threads, config, spin)
+        if target.is_file():
+            beside = target.parent == onnx_path.parent
+            keep = KEEP_BESIDE_MODEL if beside else KEEP_IN_CACHE
+            prune_optimized(target, keep=keep, same_source=beside)
+        return session
     except ModelError:
         raise
     except Exception as exc:  # onnxruntime raises bare RuntimeError/Fail subclasses
         raise ModelError(f"could not load ONNX model {onnx_path}: {exc}") from exc
+
+
+def prune_optimized(target: Path, *, keep: int, same_source: bool) -> list[Path]:
+    """Delete saved optimised graphs beyond the newest ``keep`` beside ``target`` (those of the
+    same source stem when ``same_source``, else every one in the folder) and every optimised
+    graph of an optimised graph; ``target`` itself always stays. Returns what was deleted."""
+    folder = target.parent
+    source_stem = target.name.split(OPTIMIZED_INFIX, 1)[0]
+    pattern = f"{glob.escape(source_stem) if same_source else '*'}{OPTIMIZED_INFIX}*.onnx"
+    aged: list[tuple[int, Path]] = []
+    doomed: list[Path] = []
+    for path in folder.glob(pattern):
+        if path == target:
+            continue
+        if path.name.count(OPTIMIZED_INFIX) > 1:  # made from an optimised graph: never useful
+            doomed.append(path)
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            aged.append((path.stat().st_mtime_ns, path))
+    aged.sort(reverse=True)
+    doomed += [path for _, path in aged[max(keep - 1, 0) :]]
+    deleted = []
+    for path in doomed:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # another user's file in a shared folder: leave it
+            logger.debug("cannot delete stale optimised graph %s: %s", path, exc)
+            continue
+        deleted.append(path)
+    if deleted:
+        logger.info("deleted %d stale optimised graph(s) beside %s", len(deleted), target)
+    return deleted
 
 
 def _optimise_and_open(
