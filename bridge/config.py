@@ -279,7 +279,8 @@ class RerankConfig:
         out["fields"] = list(self.fields) if self.fields is not None else None
         out["fusion"] = self.fusion.to_dict()
         out["chunking"] = self.chunking.to_dict() if self.chunking is not None else None
-        out["phases"] = [p.to_dict() for p in self.phases]
+        # None, not []: a section reads an empty list as a mistake, and to_dict must read back.
+        out["phases"] = [p.to_dict() for p in self.phases] if self.phases else None
         return out
 
 
