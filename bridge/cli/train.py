@@ -68,10 +68,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--random-negatives", type=int, default=1, help="random collection passages per query"
     )
+    parser.add_argument(
+        "--loss",
+        default="pointwise",
+        help="pointwise (BCE on graded targets, shuffled pairs) or listwise (batches of whole "
+        "query groups: softmax cross-entropy, target proportional to the graded target, "
+        "plus --pointwise-weight x BCE)",
+    )
+    parser.add_argument(
+        "--pointwise-weight",
+        type=float,
+        default=1.0,
+        help="weight of the BCE term beside the listwise loss (keeps scores calibrated for "
+        "the fusion modes)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from bridge.training.listwise import LossSettings
     from bridge.training.pairs import NegativeSettings
     from bridge.training.train import TrainOptions, run_train
 
@@ -86,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             target=args.negative_target,
             random_per_query=args.random_negatives,
         ),
+        loss=LossSettings(kind=args.loss, pointwise_weight=args.pointwise_weight),
         max_pairs=args.max_pairs,
         holdout=args.holdout,
         holdout_sample=args.holdout_sample,

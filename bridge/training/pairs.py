@@ -57,19 +57,51 @@ def build_pairs(
 ) -> list[Pair]:
     """Pairs for ``train_qids``, whole queries at a time up to ``max_pairs``, shuffled."""
     rng = random.Random(seed)
+    pairs = [
+        p
+        for group in _groups(judgments, train_qids, hits, negatives, rng, max_pairs)
+        for p in group
+    ]
+    rng.shuffle(pairs)
+    return pairs
+
+
+def build_groups(
+    judgments: Judgments,
+    train_qids: Sequence[str],
+    *,
+    hits: Mapping[str, Sequence[Hit]] | None,
+    negatives: NegativeSettings,
+    seed: int,
+    max_pairs: int | None = None,
+) -> list[list[Pair]]:
+    """The same pairs as :func:`build_pairs` (same seed, same queries and negatives), kept as
+    one group per query (its judged passages, then its negatives), for listwise training."""
+    return _groups(judgments, train_qids, hits, negatives, random.Random(seed), max_pairs)
+
+
+def _groups(
+    judgments: Judgments,
+    train_qids: Sequence[str],
+    hits: Mapping[str, Sequence[Hit]] | None,
+    negatives: NegativeSettings,
+    rng: random.Random,
+    max_pairs: int | None,
+) -> list[list[Pair]]:
     order = list(train_qids)
     rng.shuffle(order)
     pool = list(judgments.passages)
-    pairs: list[Pair] = []
+    groups: list[list[Pair]] = []
+    count = 0
     for qid in order:
         group = _query_pairs(judgments, qid, hits, negatives, rng, pool)
-        if max_pairs is not None and pairs and len(pairs) + len(group) > max_pairs:
+        if max_pairs is not None and count and count + len(group) > max_pairs:
             break
-        pairs.extend(group)
-    if not pairs:
+        groups.append(group)
+        count += len(group)
+    if not count:
         raise TrainingError("no training pairs: every query is held out or has no passage")
-    rng.shuffle(pairs)
-    return pairs
+    return groups
 
 
 def _query_pairs(

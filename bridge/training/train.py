@@ -15,7 +15,7 @@ import datetime
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ from bridge.errors import BridgeError, TrainingError
 from bridge.training import engine as engine_mod
 from bridge.training.heldout import eval_queries, heldout_report, ndcg_by_model
 from bridge.training.judgments import Judgments, load_judgments
+from bridge.training.listwise import LossSettings
 from bridge.training.output import check_out, publish, staging
-from bridge.training.pairs import NegativeSettings, Pair, build_pairs
+from bridge.training.pairs import NegativeSettings, Pair, build_groups, build_pairs
 from bridge.training.report import plot_training, write_results, write_training_json
 from bridge.training.split import Split, split_queries
 from bridge.training.torch_model import FitLog, FitSettings
@@ -45,6 +46,7 @@ class TrainOptions:
     index: str | None = None
     fit: FitSettings = field(default_factory=FitSettings)
     negatives: NegativeSettings = field(default_factory=NegativeSettings)
+    loss: LossSettings = field(default_factory=LossSettings)
     max_pairs: int | None = None
     holdout: float = 0.1
     holdout_sample: int = 0  # also hold out the eval's seeded N-query sample of DATA
@@ -130,13 +132,13 @@ def _train_in(
             desc="hard negatives (BM25)",
         )
         hits = dict(zip(used, found, strict=True))
+    negatives, seed, max_pairs = options.negatives, options.fit.seed, options.max_pairs
+    groups = build_groups(
+        judgments, used, hits=hits, negatives=negatives, seed=seed, max_pairs=max_pairs
+    )
+    # the same pairs, shuffled: the pointwise order (so pointwise runs repeat earlier ones)
     pairs = build_pairs(
-        judgments,
-        used,
-        hits=hits,
-        negatives=options.negatives,
-        seed=options.fit.seed,
-        max_pairs=options.max_pairs,
+        judgments, used, hits=hits, negatives=negatives, seed=seed, max_pairs=max_pairs
     )
     kinds = Counter(p.kind for p in pairs)
     logger.info("%d training pairs %s", len(pairs), dict(kinds))
@@ -146,13 +148,8 @@ def _train_in(
     tm.set_threads(options.fit.threads)
     model = tm.load_cross_encoder(options.base)
     encoder = tm.PairEncoder(options.base / "tokenizer.json", options.fit.max_length)
-    log = tm.fit(
-        model,
-        encoder,
-        lambda epoch: pointwise_batches(pairs, options.fit.batch_size, options.fit.seed + epoch),
-        tm.bce_loss,
-        options.fit,
-    )
+    batches, loss_fn = objective(groups, pairs, options)
+    log = tm.fit(model, encoder, batches, loss_fn, options.fit)
     final = stage / options.out.name
     export(model, options.base, final, options.int8, options.fit.max_length)
 
@@ -188,6 +185,7 @@ def _train_in(
         "seed": options.fit.seed,
         "fit": asdict(options.fit),
         "negatives": asdict(options.negatives),
+        "loss": {**asdict(options.loss), "description": options.loss.describe()},
         "max_pairs": options.max_pairs,
         "pairs": dict(kinds),
         "split": split_record(options, split),
@@ -250,9 +248,27 @@ def _summary(
             f"{options.fit.epochs}, {options.fit.batch_size}, {options.fit.lr:g}, "
             f"{options.fit.max_length}"
         ),
+        "loss": options.loss.describe(),
         "seed": options.fit.seed,
         "training time": f"{log.seconds:.0f} s ({log.pairs_per_second:.1f} pairs/s)",
     }
+
+
+def objective(
+    groups: Sequence[Sequence[Pair]], pairs: Sequence[Pair], options: TrainOptions
+) -> tuple[Callable[[int], list[Any]], Callable[[Any, Any], Any]]:
+    """(batches of an epoch, loss) for ``options.loss``: shuffled pairs and BCE, or whole
+    query groups and the listwise loss."""
+    from bridge.training.listwise import group_batches, listwise_loss
+    from bridge.training.torch_model import bce_loss
+
+    size, seed, weight = options.fit.batch_size, options.fit.seed, options.loss.pointwise_weight
+    if options.loss.kind == "listwise":
+        return (
+            lambda epoch: list(group_batches(groups, size, seed + epoch)),
+            lambda logits, targets: listwise_loss(logits, targets, weight),
+        )
+    return lambda epoch: pointwise_batches(pairs, size, seed + epoch), bce_loss
 
 
 def pointwise_batches(pairs: Sequence[Pair], size: int, seed: int) -> list[Any]:
