@@ -82,6 +82,7 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
         n = len(window_hits)
         engine_scores = [engine_score(h) for h in hits]
         last_model = phased.last_model_scores()
+        best_windows = phased.last_best_windows() if explain else {}
         order = phased.order + list(range(n, len(hits)))
         for index in order:
             if index >= n:
@@ -99,6 +100,8 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
                     "fused_score": final,
                     "phases": [_phase_scores(r, index) for r in phased.reports],
                 }
+                if index in best_windows:
+                    hit["_rerank"]["best_window"] = best_windows[index].to_dict()
             ordered.append(hit)
         reranked = len(last_model)
         answered = [h for h in ordered[:n] if isinstance(h.get("_score"), (int, float))]

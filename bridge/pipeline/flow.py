@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bridge.config import RerankConfig
+from bridge.config import PhaseConfig, RerankConfig
 from bridge.errors import (
     BridgeError,
     ConfigError,
@@ -31,10 +31,10 @@ from bridge.errors import (
     RerankTimeout,
 )
 from bridge.pipeline.answer import Outcome, OutcomeStatus, build_answer, engine_score
-from bridge.pipeline.effects import TIMEOUTS, Effect, Embed, Score, Search
-from bridge.pipeline.phases import PhaseReport, run_phases, unpacked_scores
+from bridge.pipeline.effects import Effect, Embed, Score, Search
+from bridge.pipeline.phases import PhasedOrder, PhaseReport, run_phases
 from bridge.pipeline.plan import Plan, plan_search, with_query_vectors
-from bridge.pipeline.texts import passage_texts
+from bridge.pipeline.texts import Passages, passage_texts
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,11 @@ def rerank_flow(request: SearchRequest) -> FlowGen:
 
 
 def _score_window(response: Mapping[str, Any], plan: Plan) -> Generator[Effect, Any, Outcome]:
-    """Score the top ``plan.window`` hits, failing open unless ``on_failure="error"``."""
+    """Score the top ``plan.window`` hits, failing open unless ``on_failure="error"``.
+
+    One scoring path: a single model is a one-phase run over the whole window, so phases,
+    chunking, the budget and fail-open behave the same with one model or several.
+    """
     if plan.status != "rerank":
         return Outcome(status=plan.status)
     hits = window_hits(response, plan)
@@ -94,39 +98,6 @@ def _score_window(response: Mapping[str, Any], plan: Plan) -> Generator[Effect, 
         return Outcome(status="empty")
     config = plan.config
     started = time.perf_counter()
-    timings: dict[str, float] = {}
-    if config.phases:
-        return (yield from _score_phases(hits, plan, started))
-    try:
-        passages = passage_texts(hits, config)
-        timings["texts"] = _ms_since(started)
-        texts = tuple(passages.texts)
-        left = _budget_left(config.timeout_ms, started)
-        raw = yield Score(
-            config.model, config.max_length, plan.query_text, texts, left, config.chunking
-        )
-        scores, best = unpacked_scores(raw, len(hits))
-        timings["model"] = round(_ms_since(started) - timings["texts"], 3)
-    except TIMEOUTS:
-        reason = f"reranking exceeded timeout_ms={config.timeout_ms}"
-        return _failed(plan, "timeout", reason, started, timings)
-    except Exception as exc:
-        return _failed(plan, "model_error", exc, started, timings)
-    timings["total"] = _ms_since(started)
-    return Outcome(
-        status="ok",
-        model_scores=scores,
-        missing=dict(passages.missing),
-        timings_ms=timings,
-        best_windows=best,
-    )
-
-
-def _score_phases(
-    hits: Sequence[Mapping[str, Any]], plan: Plan, started: float
-) -> Generator[Effect, Any, Outcome]:
-    """Phased reranking: one ``Score`` per phase within one budget, fail-open per phase."""
-    config = plan.config
     timings: dict[str, float] = {}
     try:
         passages = passage_texts(hits, config)
@@ -138,13 +109,15 @@ def _score_phases(
         plan.query_text,
         passages.texts,
         [engine_score(hit) for hit in hits],
-        config.phases,
+        config.phases or (PhaseConfig(config.model, len(hits)),),
         fusion=config.fusion,
         max_length=config.max_length,
         deadline=deadline,
         chunking=config.chunking,
     )
     timings["model"] = round(sum(r.ms for r in phased.reports), 3)
+    if not config.phases:
+        return _one_model_outcome(plan, phased, passages, started, timings)
     failed = next((r for r in phased.reports if r.status in ("timeout", "model_error")), None)
     if failed is not None and (config.on_failure == "error" or not phased.reranked):
         status: OutcomeStatus = "timeout" if failed.status == "timeout" else "model_error"
@@ -160,6 +133,29 @@ def _score_phases(
         missing=dict(passages.missing),
         timings_ms=timings,
         phases=phased,
+    )
+
+
+def _one_model_outcome(
+    plan: Plan, phased: PhasedOrder, passages: Passages, started: float, timings: dict[str, float]
+) -> Outcome:
+    """A single model's run as scores by engine position (the answer fuses them, with
+    ``min_score`` and ``rescore`` fusion, which phases do not take)."""
+    report = phased.reports[0]
+    if report.status == "timeout":
+        reason = f"reranking exceeded timeout_ms={plan.config.timeout_ms}"
+        return _failed(plan, "timeout", reason, started, timings)
+    if report.status != "reranked":
+        return _failed(plan, "model_error", report.error or "model error", started, timings)
+    count = len(passages.texts)
+    best = phased.last_best_windows()
+    timings["total"] = _ms_since(started)
+    return Outcome(
+        status="ok",
+        model_scores=[report.model_scores[i] for i in range(count)],
+        missing=dict(passages.missing),
+        timings_ms=timings,
+        best_windows=[best[i] for i in range(count)] if best else None,
     )
 
 
@@ -182,13 +178,6 @@ def _embedding_error(exc: Exception, section: object) -> BridgeError:
     if isinstance(section, Mapping) and "embedding_model" in section:
         return ConfigError(str(exc), field="rerank.embedding_model")
     return exc
-
-
-def _budget_left(timeout_ms: int | None, started: float) -> float | None:
-    """Seconds left of ``timeout_ms`` (which bounds passage building plus scoring)."""
-    if timeout_ms is None:
-        return None
-    return max(0.0, timeout_ms / 1000.0 - (time.perf_counter() - started))
 
 
 def _failed(

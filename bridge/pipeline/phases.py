@@ -41,6 +41,7 @@ class PhaseReport:
     error: BaseException | str | None = None
     model_scores: dict[int, float] = field(default_factory=dict)
     fused_scores: dict[int, float] = field(default_factory=dict)
+    best_windows: dict[int, BestWindow] = field(default_factory=dict)  # with chunking
 
     @property
     def reason(self) -> str | None:
@@ -81,6 +82,16 @@ class PhasedOrder:
             out.update(report.model_scores)
         return out
 
+    def last_best_windows(self) -> dict[int, BestWindow]:
+        """Per position, the best window the last phase that reranked it chose (chunking)."""
+        out: dict[int, BestWindow] = {}
+        for report in self.reports:
+            if report.model_scores:
+                for position in report.model_scores:
+                    out.pop(position, None)
+                out.update(report.best_windows)
+        return out
+
 
 def run_phases(
     query: str,
@@ -112,7 +123,7 @@ def run_phases(
         try:
             length = phase.max_length or max_length
             raw = yield Score(phase.model, length, query, passages, left, chunking)
-            model, _ = unpacked_scores(raw, len(top))
+            model, best = unpacked_scores(raw, len(top))
         except TIMEOUTS as exc:
             report.status, report.error, report.ms = "timeout", exc, _ms(clock() - began)
             break
@@ -124,6 +135,8 @@ def run_phases(
         report.status = "reranked"
         report.model_scores = {top[i]: model[i] for i in range(len(top))}
         report.fused_scores = {top[i]: fused[i] for i in range(len(top))}
+        if best is not None:
+            report.best_windows = {top[i]: best[i] for i in range(len(top))}
         for i, position in enumerate(top):
             current[position] = fused[i]
         order = [top[i] for i in fused_order(fused)] + order[phase.window_size :]

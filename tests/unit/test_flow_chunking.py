@@ -56,3 +56,18 @@ def test_a_chunked_result_for_the_wrong_number_of_passages_fails_open() -> None:
     answer = finished(at_score(chunking=CHUNKING), windows(0.1, 0.9))
     assert answer["rerank"]["status"] == "model_error"
     assert [h["_id"] for h in answer["hits"]["hits"]] == [h["_id"] for h in ENGINE["hits"]["hits"]]
+
+
+def test_with_phases_explain_names_the_best_window_of_the_last_phase_that_scored_the_hit() -> None:
+    from tests.unit.test_flow_phases import at_first_score, score_effect
+
+    flow = at_first_score(chunking=CHUNKING)
+    assert score_effect(flow).chunking == ChunkingConfig(tokens=64, stride=48, aggregate="max")
+    flow.send(windows(0.1, 0.2, 0.9, 0.8))  # cheap: 2, 3, 1, 0
+    second = windows(0.1, 0.7)  # dear scores positions 2 and 3: its windows are indexed 0 and 1
+    flow.send(second)
+    hits = {h["_id"]: h["_rerank"] for h in flow.done().answer["hits"]["hits"]}
+    assert hits["3"]["best_window"]["text"] == "window of title 1"  # dear's, for its 2nd passage
+    assert hits["2"]["best_window"]["text"] == "window of title 0"
+    assert hits["1"]["best_window"]["text"] == "window of title 1"  # cheap's, not rescored
+    assert "best_window" not in hits["4"]  # outside every phase
