@@ -11,6 +11,7 @@ from bridge.cli.training_args import (
     print_outcome,
     quiet_clients,
     shared_options,
+    sigterm_as_ctrl_c,
 )
 
 
@@ -78,4 +79,5 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         **shared_options(args, require_engine(engine_url(args), "distill")),
     )
-    return print_outcome(args.out, run_distill(options))
+    with sigterm_as_ctrl_c():
+        return print_outcome(args.out, run_distill(options))

@@ -11,6 +11,7 @@ from bridge.cli.training_args import (
     print_outcome,
     quiet_clients,
     shared_options,
+    sigterm_as_ctrl_c,
 )
 
 
@@ -108,4 +109,5 @@ def run(args: argparse.Namespace) -> int:
         sample_seed=args.sample_seed,
         **shared_options(args, engine_url(args)),
     )
-    return print_outcome(args.out, run_train(options))
+    with sigterm_as_ctrl_c():
+        return print_outcome(args.out, run_train(options))

@@ -6,7 +6,12 @@ import argparse
 import json
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from bridge.cli.eval import ENGINE_ENV
@@ -91,3 +96,23 @@ def print_outcome(out: Path, record: dict[str, Any]) -> int:
     print(json.dumps({"out": str(out), "heldout": record["heldout"]}, indent=2))
     print(f"report: {out / 'results.md'}")
     return 0
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`, a CI or scheduler timeout) unwinds like Ctrl-C: the staging folder and a
+    temporary index are removed, ``--out`` stays as it was, and `main` prints one line (exit 130).
+    Without it, SIGTERM ends the process at once, leaving ``.<out>.partial-*`` beside ``--out``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
