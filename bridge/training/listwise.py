@@ -131,6 +131,7 @@ def listwise_loss(logits: Any, groups: Sequence[Sequence[float]], pointwise_weig
     / their sum, plus ``pointwise_weight`` x the mean BCE over every pair of the batch."""
     import torch
 
+    logits = logits.reshape(-1)  # a batch of one pair squeezes to a 0-d tensor
     sizes = [len(g) for g in groups]
     if not groups or min(sizes) < 1:
         raise TrainingError("a listwise batch needs non-empty query groups")

@@ -63,6 +63,11 @@ def test_listwise_loss_ranks_the_better_grade_first() -> None:
     )
 
 
+def test_listwise_loss_takes_a_batch_of_one_pair_squeezed_to_a_scalar() -> None:
+    loss = listwise_loss(torch.tensor(2.0, dtype=torch.float64), [[1.0]], 1.0)
+    assert float(loss) == pytest.approx(_bce([2.0], [1.0]))  # softmax of one item: CE 0
+
+
 def test_listwise_loss_gradient_flows_only_through_its_groups() -> None:
     logits = torch.tensor([1.0, 0.0, 0.5, 0.5], requires_grad=True)
     listwise_loss(logits, [[1.0, 0.0], [0.0, 0.0]], 0.0).backward()
