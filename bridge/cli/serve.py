@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": max(1, round(settings.limits.drain_s)),
         "access_log": False,  # bridge.proxy.access logs one JSON line per request instead
         "server_header": False,
+        # uvicorn's httptools protocol, each response's head and first body bytes in one write
+        "http": "bridge.proxy.server_protocol:OneWriteHttpToolsProtocol",
         "date_header": False,
         "log_level": "DEBUG" if args.verbose else "INFO",
         "log_config": log_config(verbose=args.verbose),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +32,11 @@ def route_label(scope: Scope, named: frozenset[str] = frozenset()) -> str:
     return "passthrough"
 
 
+# one encoder for every line (json.dumps with separators builds a new one per call)
+_LINE = json.JSONEncoder(separators=(",", ":"))
+_SERIES_CACHED = 1024  # (route, method, status) label sets kept resolved
+
+
 class AccessMiddleware:
     def __init__(
         self, app: ASGIApp, *, metrics: ProxyMetrics, named_paths: frozenset[str] = frozenset()
@@ -38,6 +44,7 @@ class AccessMiddleware:
         self.app = app
         self.metrics = metrics
         self.named_paths = named_paths
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # label set -> children
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,7 +60,7 @@ class AccessMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 for name, value in message.get("headers", []):
-                    if name.lower().startswith(b"x-rerank-"):
+                    if name[:9].lower() == b"x-rerank-":
                         rerank[name.decode("latin-1").lower()] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
@@ -69,9 +76,7 @@ class AccessMiddleware:
                 await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            route = route_label(scope, self.named_paths)
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.request_seconds.labels(route).observe(elapsed)
+            self.count(scope, status, elapsed)
             if access_logger.isEnabledFor(logging.INFO):
                 record = {
                     "method": scope["method"],
@@ -82,4 +87,31 @@ class AccessMiddleware:
                     "client": (scope.get("client") or ("", 0))[0],
                     **rerank,
                 }
-                access_logger.info(json.dumps(record, separators=(",", ":")))
+                # Logger.info without its caller lookup (a walk up the stack per request)
+                access_logger.handle(
+                    access_logger.makeRecord(
+                        access_logger.name,
+                        logging.INFO,
+                        __file__,
+                        0,
+                        _LINE.encode(record),
+                        (),
+                        None,
+                    )
+                )
+
+    def count(self, scope: Scope, status: int, elapsed: float) -> None:
+        """The request in the metrics; each label set is resolved once."""
+        route = route_label(scope, self.named_paths)
+        key = (route, scope["method"], status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                self.metrics.requests.labels(route, scope["method"], str(status)),
+                self.metrics.request_seconds.labels(route),
+            )
+            if len(self._series) >= _SERIES_CACHED:
+                self._series.clear()
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(elapsed)

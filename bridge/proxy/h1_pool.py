@@ -263,6 +263,19 @@ class H1Response:
     async def aclose(self) -> None:
         self._release()
 
+    def take_complete(self) -> bytes | None:
+        """The whole body if it is in already (the connection goes back to the pool), else None
+        (then read ``stream``)."""
+        exchange = self._exchange
+        if self._closed or not exchange.done or exchange.error is not None:
+            return None
+        body = b"".join(exchange.chunks)
+        exchange.chunks.clear()
+        exchange.buffered = 0
+        exchange.conn.resume_reading()
+        self._release()
+        return body
+
     def _release(self) -> None:
         if self._closed:
             return

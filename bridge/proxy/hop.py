@@ -181,11 +181,15 @@ class ThinHop:
         await response(scope, receive, send)
 
 
-async def _received(receive: Receive, limit: int) -> AsyncIterator[bytes]:
-    """The request body's chunks from ASGI messages; ``BodyTooLargeError`` past ``limit``."""
+async def _received(
+    receive: Receive, limit: int, first: Message | None = None
+) -> AsyncIterator[bytes]:
+    """The request body's chunks from ASGI messages (``first`` received already);
+    ``BodyTooLargeError`` past ``limit``."""
     seen = 0
     while True:
-        message = await receive()
+        message = first if first is not None else await receive()
+        first = None
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
         chunk: bytes = message.get("body", b"")
@@ -199,7 +203,13 @@ async def _received(receive: Receive, limit: int) -> AsyncIterator[bytes]:
 
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The whole request body; ``BodyTooLargeError`` past ``limit`` bytes."""
-    return b"".join([chunk async for chunk in _received(receive, limit)])
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # in one message: the common case
+        if len(body) > limit:
+            raise BodyTooLargeError
+        return body
+    return b"".join([chunk async for chunk in _received(receive, limit, message)])
 
 
 def body_stream(

@@ -69,7 +69,10 @@ _NOT_FORWARDED = _HOP_BY_HOP_BYTES | {b"host", b"expect"}
 
 def end_to_end(headers: Iterable[tuple[bytes, bytes]], *, drop: Iterable[str] = ()) -> Headers:
     """Headers minus hop-by-hop ones, those the `Connection` header names, and ``drop``."""
-    return _without(headers, _HOP_BY_HOP_BYTES.union(n.lower().encode("latin-1") for n in drop))
+    removed = _HOP_BY_HOP_BYTES
+    if drop:
+        removed = removed.union(n.lower().encode("latin-1") for n in drop)
+    return _without(headers, removed)
 
 
 def forward_request_headers(headers: Iterable[tuple[bytes, bytes]], *drop: str) -> Headers:
@@ -144,10 +147,14 @@ class UpstreamResponse:
 
     async def aread(self) -> bytes:
         if not self._read:
-            try:
-                self.content = b"".join([chunk async for chunk in self.aiter_raw()])
-            finally:
-                await self._raw.aclose()
+            whole = self._raw.take_complete()  # a small answer is usually in already
+            if whole is not None:
+                self.content = whole
+            else:
+                try:
+                    self.content = b"".join([chunk async for chunk in self.aiter_raw()])
+                finally:
+                    await self._raw.aclose()
             self._read = True
         return self.content
 
@@ -217,7 +224,7 @@ class Upstream:
         read = self.settings.timeout_s if timeout_s is None else timeout_s
         connect = self.settings.connect_timeout_s
         timeouts = {"connect": connect, "read": read, "write": read, "pool": read}
-        replayable = not isinstance(content, AsyncIterable)
+        replayable = content is None or isinstance(content, bytes)  # else a stream
         retry_reads = replayable and is_read(method, raw_path)
         attempts = 1 + self.settings.max_retries
         for attempt in range(1, attempts + 1):

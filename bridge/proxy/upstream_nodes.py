@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -61,6 +62,15 @@ _LOST_NODE = (
 
 
 _HEAD_BYTES = 1 << 16
+# How a single search or count answer starts when no shard failed: `_shards` closes right after
+# `"failed":0` (the engines list `failures` only when some failed). Anchored at the first byte, so
+# it cannot match inside a string value; any other start (pretty-printed, `_msearch`, extra
+# fields first) is read the long way.
+_CLEAN_START = re.compile(
+    rb'\{(?:"took":\d+,"timed_out":(?:true|false),|"count":\d+,)'
+    rb'"_shards":\{"total":\d+,"successful":\d+,(?:"skipped":\d+,)?"failed":0\}'
+)
+_START_BYTES = 192
 
 
 def _decoded(content: bytes, encoding: bytes, limit: int | None) -> bytes:
@@ -76,13 +86,21 @@ def _decoded(content: bytes, encoding: bytes, limit: int | None) -> bytes:
         return b""
 
 
+def _content_encoding(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    for name, value in headers:
+        if name.lower() == b"content-encoding":
+            return value.strip().lower()
+    return b"identity"
+
+
 def lost_a_node(response: Any) -> bool:
     """Whether a read answer (already read in full) is partial because a node died under it."""
-    headers = {name.lower(): value for name, value in response.headers}
-    encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+    encoding = _content_encoding(response.headers)
+    if _CLEAN_START.match(_decoded(response.content, encoding, _START_BYTES)):
+        return False  # the common case, told from the answer's first bytes
     head = _decoded(response.content, encoding, _HEAD_BYTES)
     if not any(marker in head for marker in _LOST_NODE):
-        return False  # the common case: `_shards.failures` comes first in an answer
+        return False  # `_shards.failures` comes first in an answer
     try:
         answer = json.loads(_decoded(response.content, encoding, None))
     except ValueError:
@@ -98,14 +116,22 @@ def lost_a_node(response: Any) -> bool:
     return False
 
 
+_READ_LAST = frozenset(end[0].encode() for end in READ_ENDPOINTS if len(end) == 1)
+_READ_PAIRS = frozenset(
+    (end[0].encode(), end[1].encode()) for end in READ_ENDPOINTS if len(end) == 2
+)
+
+
 def is_read(method: str, raw_path: bytes) -> bool:
     """GET/HEAD, or a POST to an endpoint that only reads (never scroll or point-in-time)."""
-    if method in ("GET", "HEAD"):
+    if method == "GET" or method == "HEAD":
         return b"/_search/scroll" not in raw_path
     if method != "POST":
         return False
-    parts = [p for p in raw_path.split(b"?", 1)[0].decode("latin-1").split("/") if p]
-    return any(tuple(parts[-len(end) :]) == end for end in READ_ENDPOINTS if len(parts) >= len(end))
+    parts = [p for p in raw_path.split(b"?", 1)[0].split(b"/") if p]
+    if not parts:
+        return False
+    return parts[-1] in _READ_LAST or (len(parts) > 1 and (parts[-2], parts[-1]) in _READ_PAIRS)
 
 
 def backoff_s(attempt: int, base: float, cap: float) -> float:
@@ -202,6 +228,8 @@ class UpstreamNodes:
         self._failures: dict[UpstreamNode, int] = {}
 
     def get(self) -> UpstreamNode:
+        if len(self.nodes) == 1:  # what NodePool.get answers for one node, without its lock
+            return self.nodes[0]
         node = self.pool.get()
         assert isinstance(node, UpstreamNode)
         return node

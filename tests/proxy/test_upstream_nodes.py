@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from bridge.errors import ConfigError
 from bridge.proxy.settings import settings_from_mapping
-from bridge.proxy.upstream_nodes import is_read
+from bridge.proxy.upstream_nodes import is_read, lost_a_node
 from tests.proxy.conftest import StartProxy
 from tests.support.proxy_server import ProxyServer
 
@@ -262,6 +262,67 @@ def test_retries_stop_after_max_retries(
 )
 def test_which_requests_count_as_reads(method: str, path: bytes, read: bool) -> None:
     assert is_read(method, path) is read
+
+
+@dataclass
+class ReadAnswer:
+    """An upstream answer read in full, as lost_a_node sees it."""
+
+    content: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+def es_answer(answer: dict[str, object], *, compressed: bool) -> ReadAnswer:
+    """``answer`` written as the engines write it: compact JSON, keys in their order."""
+    raw = json.dumps(answer, separators=(",", ":")).encode()
+    if compressed:
+        return ReadAnswer(gzip.compress(raw), [(b"Content-Encoding", b"gzip")])
+    return ReadAnswer(raw, [(b"content-type", b"application/json")])
+
+
+def shards(failed: int, reason: str = "node_disconnected_exception") -> dict[str, object]:
+    failures = [{"shard": 0, "index": "i", "node": "n1", "reason": {"type": reason}}]
+    stats = {"total": 2, "successful": 2 - failed, "skipped": 0, "failed": failed}
+    return {**stats, "failures": failures} if failed else stats
+
+
+HIT_NAMING_A_LOST_NODE = {"_id": "1", "_source": {"title": "node_disconnected_exception"}}
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize(
+    ("answer", "lost"),
+    [
+        ({"took": 3, "timed_out": False, "_shards": shards(0), "hits": {"hits": []}}, False),
+        ({"count": 7, "_shards": shards(0)}, False),
+        ({"took": 3, "timed_out": False, "_shards": shards(1), "hits": {"hits": []}}, True),
+        ({"count": 7, "_shards": shards(1)}, True),
+        ({"took": 3, "timed_out": False, "_shards": shards(1, "query_shard_exception")}, False),
+        # a clean answer whose documents name the failure: only `_shards.failures` counts
+        (
+            {
+                "took": 3,
+                "timed_out": False,
+                "_shards": shards(0),
+                "hits": {"hits": [HIT_NAMING_A_LOST_NODE]},
+            },
+            False,
+        ),
+        # not the usual start (fields first, `_msearch`): read the long way, same answers
+        ({"took": 3, "timed_out": False, "num_reduce_phases": 2, "_shards": shards(1)}, True),
+        ({"took": 3, "responses": [{"_shards": shards(0)}, {"_shards": shards(1)}]}, True),
+        ({"took": 3, "responses": [{"_shards": shards(0)}, {"_shards": shards(0)}]}, False),
+    ],
+)
+def test_a_partial_answer_is_told_from_a_complete_one(
+    answer: dict[str, object], lost: bool, compressed: bool
+) -> None:
+    assert lost_a_node(es_answer(answer, compressed=compressed)) is lost
+
+
+def test_a_pretty_printed_partial_answer_is_still_seen() -> None:
+    raw = json.dumps({"took": 3, "timed_out": False, "_shards": shards(1)}, indent=2).encode()
+    assert lost_a_node(ReadAnswer(raw, [])) is True
 
 
 def test_several_urls_make_one_node_list() -> None:

@@ -10,6 +10,8 @@ from types import TracebackType
 import uvicorn
 from starlette.types import ASGIApp
 
+from bridge.proxy.server_protocol import OneWriteHttpToolsProtocol
+
 
 class ProxyServer:
     """``with ProxyServer(app) as server: server.url``: uvicorn on 127.0.0.1:<free port>."""
@@ -30,6 +32,7 @@ class ProxyServer:
             date_header=False,  # pass-through answers carry the engine's own headers
             timeout_graceful_shutdown=5,
             timeout_keep_alive=keep_alive_s,
+            http=OneWriteHttpToolsProtocol,  # as `rerank-bridge serve` runs it
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
