@@ -107,11 +107,13 @@ class ThinHop:
     async def search(self, scope: Scope, receive: Receive, send: Send, index: str | None) -> None:
         """A `_search` that is certainly not reranked is relayed; any other goes to the router."""
         query: bytes = scope.get("query_string", b"")
-        resolution = self.proxy.settings.policies.resolve(index)
-        entry = resolution.entry
-        if resolution.mode == "always" or (entry is not None and entry.ab is not None):
-            await self.app(scope, receive, send)  # the policy may rerank or bucket it
-            return
+        policies = self.proxy.settings.policies
+        if policies.entries:  # no `indices` entries: every index is `on_request`
+            resolution = policies.resolve(index)
+            entry = resolution.entry
+            if resolution.mode == "always" or (entry is not None and entry.ab is not None):
+                await self.app(scope, receive, send)  # the policy may rerank or bucket it
+                return
         if b"rerank" in query:
             await self.app(scope, receive, send)
             return
