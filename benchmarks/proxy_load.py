@@ -266,7 +266,12 @@ def search_body(query: str, rerank: bool) -> dict[str, Any]:
 
 
 def overhead(
-    upstream: str, proxies: dict[str, str], index: str, terms: list[str], rounds: int
+    upstream: str,
+    proxies: dict[str, str],
+    index: str,
+    terms: list[str],
+    rounds: int,
+    pids: dict[str, int] | None = None,
 ) -> None:
     """Sequential requests, 1 client: each one direct and through every proxy, same request;
     for a plain `_search`, a `_count` and `_cluster/health`. Who goes first rotates each round:
@@ -276,6 +281,7 @@ def overhead(
     bases = {"direct": upstream, **proxies}
     names = list(bases)
     times: dict[str, dict[str, list[float]]] = {k: {b: [] for b in bases} for k in kinds}
+    cpu_before = {name: process_cpu_s(pid) for name, pid in (pids or {}).items()}
     with httpx.Client(timeout=30) as client:
         for i in range(rounds):
             query = search_body(terms[i % len(terms)], rerank=False)
@@ -290,6 +296,15 @@ def overhead(
                     started = time.perf_counter()
                     client.request(method, f"{bases[name]}{path}", json=body).raise_for_status()
                     times[kind][name].append((time.perf_counter() - started) * 1000)
+    if cpu_before:  # the proxies' own CPU (all threads) per request they relayed, all kinds
+        emit(
+            figure="passthrough_cpu_ms_per_request",
+            proxies={
+                name: round((process_cpu_s(pid) - cpu_before[name]) * 1000 / (rounds * 3), 3)
+                for name, pid in (pids or {}).items()
+            },
+            requests=rounds * 3,
+        )
     for kind in kinds:
         direct = statistics.median(times[kind]["direct"])
         per_proxy = {}
@@ -524,10 +539,12 @@ def main() -> int:
         off = ProxyProcess(upstream, args.model, batching=False)
         procs += [on, off]
         passing = {"proxy": on.url}
+        pids = {"proxy": on.pid}
         if args.baseline_repo is not None:
             baseline = ProxyProcess(upstream, args.model, batching=True, repo=args.baseline_repo)
             procs.append(baseline)
             passing["baseline"] = baseline.url
+            pids["baseline"] = baseline.pid
         for proxy in procs:
             proxy.wait_ready()
         for proxy in procs:  # warm up: model loaded, sessions optimised, pools open
@@ -536,7 +553,7 @@ def main() -> int:
 
         parts = set(args.parts.split(","))
         if "overhead" in parts:
-            overhead(upstream, passing, index, terms, args.overhead_rounds)
+            overhead(upstream, passing, index, terms, args.overhead_rounds, pids)
         if "passthrough" in parts:
             passthrough_load(passing, index, terms, args)
         if "batching" in parts:
