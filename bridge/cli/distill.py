@@ -48,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "written, so several students can learn from one scoring",
     )
     parser.add_argument("--depth", type=int, default=20, help="engine hits per query")
+    parser.add_argument(
+        "--loss",
+        choices=("kl", "margin", "mse"),
+        default="kl",
+        help="kl: listwise KL over each query's list (+ --mse-weight x MSE on the logits); "
+        "margin: margin-MSE over every pair of a list; mse: MSE on the logits",
+    )
     parser.add_argument("--mse-weight", type=float, default=0.1, help="weight of the logit MSE")
     parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature")
     add_shared_args(parser, lr=1e-4, batch_size=40)
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         pairs=args.pairs,
         scores=args.scores,
         depth=args.depth,
+        loss=args.loss,
         mse_weight=args.mse_weight,
         temperature=args.temperature,
         **shared_options(args, require_engine(engine_url(args), "distill")),

@@ -4,13 +4,17 @@ No labels: any query log works. For each query the engine's BM25 top-``depth`` i
 teacher (its ONNX graph, through the product's own scorer), and a student made of a few of the
 teacher's layers (spread over its depth, first and last kept) learns those scores.
 
-Loss: listwise KL divergence between softmax(teacher logits) and softmax(student logits) over each
-query's list, plus a small MSE on the logits. Why listwise KL rather than margin-MSE: the rerank
-stage only ever orders one query's window of hits, and KL over the whole window uses every scored
-candidate at once (margin-MSE sees pairs, so it needs pair sampling to cover a list) and is blind
-to a constant shift of the teacher's scores. The MSE term (weight ``mse_weight``) keeps the
-student's scores on the teacher's scale, which matters for score-combining fusions (linear,
-rescore) and for thresholds.
+Loss (``--loss``): ``kl`` (the default) is the listwise KL divergence between softmax(teacher
+logits) and softmax(student logits) over each query's list, plus a small MSE on the logits;
+``margin`` is margin-MSE over every pair of hits of a list; ``mse`` is the MSE on the logits. Why
+listwise KL by default: the rerank stage only ever orders one query's window of hits, KL over the
+whole window uses every scored candidate at once (margin-MSE sees pairs: here all n x n of a list,
+no sampling) and, like margin-MSE, is blind to a constant shift of the teacher's scores, while its
+softmax weighs the hits the teacher puts on top, which is what NDCG@10 counts. The MSE term
+(weight ``mse_weight``) keeps the student's scores on the teacher's scale, which matters for
+score-combining fusions (linear, rescore) and for thresholds. On the Home Depot lab runs
+(benchmarks/README.md, "Distillation lab") the three losses did equally badly with a 2-layer
+student: none is the reason it fails, so the default stays.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class DistillOptions:
     pairs: int | None = None
     scores: Path | None = None  # teacher scores: read when the file exists, else written
     depth: int = 20
+    loss: str = "kl"  # "kl" (listwise KL + mse_weight x MSE), "margin" (margin-MSE), "mse"
     mse_weight: float = 0.1
     temperature: float = 1.0
     fit: FitSettings = field(default_factory=lambda: FitSettings(lr=1e-4, batch_size=40))
@@ -103,6 +108,7 @@ def run_distill(options: DistillOptions) -> dict[str, Any]:
     check_teacher(options.teacher)
     if options.student_layers < 1 or options.depth < 2:
         raise TrainingError("--student-layers must be >= 1 and --depth >= 2")
+    distill_loss(options.loss)  # an unknown loss fails before any work
     texts = read_query_file(options.queries)
     from bridge.training.torch_model import require_stack
 
@@ -230,21 +236,14 @@ def _distill_in(
     student = tm.load_cross_encoder(options.teacher, layers=keep)
     encoder = tm.PairEncoder(options.teacher / "tokenizer.json", options.fit.max_length)
     groups = list(zip(lists, scores, strict=True))
-    per_batch = max(1, options.fit.batch_size // options.depth)
-
-    def batches(epoch: int) -> list[Any]:
-        chunks = tm.length_buckets(
-            groups,
-            per_batch,
-            lambda g: max(len(g[0][0]) + len(p) for p in g[0][1]),
-            options.fit.seed + epoch,
-        )
-        return [([(q, p) for (q, ps), _ in c for p in ps], [s for _, s in c]) for c in chunks]
-
-    def loss_fn(logits: Any, targets: Any) -> Any:
-        return listwise_kl_loss(logits, targets, options.temperature, options.mse_weight)
-
-    log = tm.fit(student, encoder, batches, loss_fn, options.fit, desc="distilling")
+    log = tm.fit(
+        student,
+        encoder,
+        lambda epoch: list_batches(groups, options.fit.batch_size, options.fit.seed + epoch),
+        distill_loss(options.loss, options.temperature, options.mse_weight),
+        options.fit,
+        desc="distilling",
+    )
     final = stage / options.out.name
     export(student, options.teacher, final, options.int8, options.fit.max_length)
 
@@ -270,7 +269,7 @@ def _distill_in(
         "queries": f"{len(lists):,} from {options.queries}",
         "pairs scored by the teacher": f"{log.pairs // options.fit.epochs:,}",
         "student layers": f"{len(keep)} (teacher layers {keep} of {teacher_layers})",
-        "loss": f"listwise KL (T={options.temperature:g}) + {options.mse_weight:g} x MSE on logits",
+        "loss": loss_label(options),
         "epochs, batch, lr, max length": (
             f"{options.fit.epochs}, {options.fit.batch_size}, {options.fit.lr:g}, "
             f"{options.fit.max_length}"
@@ -288,7 +287,11 @@ def _distill_in(
         "queries": len(lists),
         "depth": options.depth,
         "student_layers": keep,
-        "loss": {"listwise_kl_temperature": options.temperature, "mse_weight": options.mse_weight},
+        "loss": {
+            "name": options.loss,
+            "listwise_kl_temperature": options.temperature,
+            "mse_weight": options.mse_weight,
+        },
         "seed": options.fit.seed,
         "fit": asdict(options.fit),
         "log": _log_record(log),
@@ -393,6 +396,72 @@ def _log_record(log: FitLog) -> dict[str, Any]:
         "pairs_per_second": round(log.pairs_per_second, 1),
         "losses": log.losses,
     }
+
+
+Group = tuple[tuple[str, list[str]], list[float]]  # (query, passages), the teacher's logits
+
+
+def list_batches(groups: Sequence[Group], batch_size: int, seed: int) -> list[Any]:
+    """Batches of whole lists, about ``batch_size`` pairs each (at least one list), similar
+    lengths together: (pairs, the lists' teacher logits) as the distill losses take them."""
+    from bridge.training import torch_model as tm
+
+    longest = max(len(passages) for (_, passages), _ in groups)
+    chunks = tm.length_buckets(
+        groups,
+        max(1, batch_size // longest),
+        lambda g: max(len(g[0][0]) + len(p) for p in g[0][1]),
+        seed,
+    )
+    return [([(q, p) for (q, ps), _ in c for p in ps], [s for _, s in c]) for c in chunks]
+
+
+LOSSES = ("mse", "margin", "kl")
+
+
+def distill_loss(name: str, temperature: float = 1.0, mse_weight: float = 0.1) -> Any:
+    """The loss ``name`` as ``fit`` takes it: (student logits, the lists' teacher logits)."""
+    if name == "mse":
+        return pointwise_mse_loss
+    if name == "margin":
+        return margin_mse_loss
+    if name == "kl":
+        return lambda logits, lists: listwise_kl_loss(logits, lists, temperature, mse_weight)
+    raise TrainingError(f"--loss must be one of {', '.join(LOSSES)}, got {name!r}")
+
+
+def loss_label(options: DistillOptions) -> str:
+    if options.loss == "kl":
+        return f"listwise KL (T={options.temperature:g}) + {options.mse_weight:g} x MSE on logits"
+    if options.loss == "margin":
+        return "margin-MSE over every pair of hits of a list"
+    return "MSE on the logits"
+
+
+def pointwise_mse_loss(logits: Any, lists: Sequence[Sequence[float]]) -> Any:
+    """Mean squared error between the student's and the teacher's logits, every pair alike."""
+    import torch
+
+    target = torch.tensor([x for teacher in lists for x in teacher], dtype=logits.dtype)
+    return torch.mean((logits - target) ** 2)
+
+
+def margin_mse_loss(logits: Any, lists: Sequence[Sequence[float]]) -> Any:
+    """Mean over lists of the MSE between student and teacher margins, over every pair of hits of
+    the list (margin-MSE without pair sampling: a list of n gives n x n margins)."""
+    import torch
+
+    total = logits.new_zeros(())
+    start = 0
+    for teacher in lists:
+        n = len(teacher)
+        student = logits[start : start + n]
+        target = torch.tensor(teacher, dtype=logits.dtype)
+        margins = student[:, None] - student[None, :]
+        wanted = target[:, None] - target[None, :]
+        total = total + torch.mean((margins - wanted) ** 2)
+        start += n
+    return total / max(1, len(lists))
 
 
 def listwise_kl_loss(
