@@ -7,6 +7,11 @@ the event loop stays free and the model sees a few large runs instead of many sm
 batch fails, its requests are retried one by one so a bad request cannot fail its neighbours.
 With batching off, every request runs on its own (same thread pool), the peer figure for the
 benchmark.
+
+With a score cache (``lookup``), a pair is scored once however many searches ask for it at the
+same time: cached pairs are answered on the event loop, a pair already queued or running for
+another search waits for that run, a pair asked twice in one search is scored once, and only
+the rest is queued. Without a cache every pair of every request is scored (the cache-off peer).
 """
 
 from __future__ import annotations
@@ -81,28 +86,73 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Item] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._carry: _Item | None = None
+        # pairs queued or running, with the run's future and their place in it (cache on only)
+        self._in_flight: dict[Pair, tuple[asyncio.Future[list[float]], int]] = {}
+
+    def lookup(self, pairs: Sequence[Pair]) -> list[float | None]:
+        """The cached scores of ``pairs`` (None where missing; all None without a cache),
+        counted in the hit/miss metrics; on the event loop, no thread hop."""
+        if self._lookup is None:
+            return [None] * len(pairs)
+        found = self._lookup(pairs)
+        if self._metrics is not None:
+            missing = sum(1 for value in found if value is None)
+            self._metrics.cache_hits.labels(self.name).inc(len(pairs) - missing)
+            self._metrics.cache_misses.labels(self.name).inc(missing)
+        return found
 
     async def score(self, pairs: Sequence[Pair]) -> list[float]:
         """Scores in input order; raises whatever the model raised for these pairs."""
         if not pairs:
             return []
-        if self._lookup is None:
-            return await self._score_all(pairs)
-        found = self._lookup(pairs)
+        return await self.score_missing(pairs, self.lookup(pairs))
+
+    async def score_missing(self, pairs: Sequence[Pair], found: list[float | None]) -> list[float]:
+        """``found`` (from ``lookup``) completed by the model: pairs another search is already
+        having scored wait for that run, the rest are queued once each."""
         missing = [i for i, value in enumerate(found) if value is None]
-        if self._metrics is not None:
-            self._metrics.cache_hits.labels(self.name).inc(len(pairs) - len(missing))
-            self._metrics.cache_misses.labels(self.name).inc(len(missing))
-        if missing:
-            fresh = await self._score_all([pairs[i] for i in missing])
-            for i, value in zip(missing, fresh, strict=True):
-                found[i] = value
+        if not missing:
+            return [float(v) for v in found if v is not None]
+        if self._lookup is None:  # no cache: every pair is scored, shared with no one
+            return await self._score_all(pairs)
+        waits: list[tuple[int, asyncio.Future[list[float]], int]] = []
+        own: dict[Pair, int] = {}
+        for i in missing:
+            pair = pairs[i]
+            shared = self._in_flight.get(pair)
+            if shared is None:
+                own.setdefault(pair, len(own))
+            else:
+                waits.append((i, *shared))
+        if waits and self._metrics is not None:
+            self._metrics.shared_in_flight.labels(self.name).inc(len(waits))
+        if own:
+            future = self._submit(list(own))
+            for pair, place in own.items():
+                self._in_flight[pair] = (future, place)
+            future.add_done_callback(lambda done: self._landed(done, list(own)))
+            waits += [(i, future, own[pairs[i]]) for i in missing if pairs[i] in own]
+        # a caller that gives up (timeout, disconnect) only drops its own wait, not the run
+        runs = {id(future): future for _, future, _ in waits}
+        results = await asyncio.gather(*(asyncio.shield(f) for f in runs.values()))
+        by_run = dict(zip(runs, results, strict=True))
+        for i, future, place in waits:
+            found[i] = by_run[id(future)][place]
         return [float(v) for v in found if v is not None]
 
-    async def _score_all(self, pairs: Sequence[Pair]) -> list[float]:
-        if not self.enabled:
-            return await self._run([pairs], requests=1)
+    def _landed(self, done: asyncio.Future[list[float]], pairs: list[Pair]) -> None:
+        # the scores are in the cache now (stored before the run returned), or the run failed
+        for pair in pairs:
+            if self._in_flight.get(pair, (None, 0))[0] is done:
+                del self._in_flight[pair]
+
+    def _submit(self, pairs: Sequence[Pair]) -> asyncio.Future[list[float]]:
+        """Queues ``pairs`` for a batch (or a run of their own with batching off)."""
         loop = asyncio.get_running_loop()
+        if not self.enabled:
+            task = loop.create_task(self._run([pairs], requests=1))
+            task.add_done_callback(_consume)
+            return task
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._worker = loop.create_task(self._work(), name=f"micro-batcher-{self.name}")
@@ -110,8 +160,13 @@ class MicroBatcher:
         item = _Item(pairs, tokens, loop.create_future())
         item.future.add_done_callback(_consume)
         self._queue.put_nowait(item)
+        return item.future
+
+    async def _score_all(self, pairs: Sequence[Pair]) -> list[float]:
+        if not self.enabled:
+            return await self._run([pairs], requests=1)
         # a caller that gives up (timeout, disconnect) only drops its own wait, not the batch
-        return await asyncio.shield(item.future)
+        return await asyncio.shield(self._submit(pairs))
 
     async def _work(self) -> None:
         assert self._queue is not None

@@ -59,7 +59,14 @@ class ProxyMetrics:
             "score_cache_hits", "Pairs answered from the score cache", "model"
         )
         self.cache_misses = self._counter(
-            "score_cache_misses", "Pairs the model had to score", "model"
+            "score_cache_misses",
+            "Pairs not in the score cache (scored, or shared with a run in flight)",
+            "model",
+        )
+        self.shared_in_flight = self._counter(
+            "score_shared_in_flight",
+            "Missing pairs another search was already having scored (waited for, not rescored)",
+            "model",
         )
         self.upstream_errors = self._counter(
             "upstream_errors", "Upstream exchanges that failed (unreachable or timed out)", "kind"

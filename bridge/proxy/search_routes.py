@@ -126,7 +126,10 @@ class ModelDoor:
             chunked = self.score_windows(batcher, effect, effect.chunking)
             return await asyncio.wait_for(chunked, effect.timeout_s)
         pairs = [(effect.query, passage) for passage in effect.passages]
-        return await asyncio.wait_for(batcher.score(pairs), effect.timeout_s)
+        found = batcher.lookup(pairs)
+        if all(value is not None for value in found):  # all cached: no task, no timer, no hop
+            return [float(value) for value in found if value is not None]
+        return await asyncio.wait_for(batcher.score_missing(pairs, found), effect.timeout_s)
 
     async def score_windows(
         self, batcher: MicroBatcher, effect: Score, chunking: ChunkingConfig

@@ -7,7 +7,7 @@ model_api: {token: "...", max_documents: 1000, max_text_chars: 100000}   # /v1/r
 limits: {max_body_bytes: 104857600, max_window: 200}
 auth: {api_key: "..."}            # or env RERANK_BRIDGE_API_KEY; header X-Bridge-Api-Key
 batching: {enabled: true, max_wait_ms: 2, max_batch_pairs: 256, max_batch_tokens: 65536}
-scorer: {cache_size: 10000, cache_bytes: 67108864, token_cache_bytes: 33554432,
+scorer: {cache_size: 1000000, cache_bytes: 67108864, token_cache_bytes: 33554432,
          embedding_cache_bytes: 33554432, threads: null, cache_dir: null}   # 0 turns a cache off
 rerank: {model: ms-marco-TinyBERT-L-2-v2, window_size: 20}     # defaults of the `rerank` section
 indices:                                                         # per index (fnmatch patterns)
@@ -103,7 +103,10 @@ class BatchingSettings:
 
 @dataclass(frozen=True)
 class ScorerSettings:
-    cache_size: int = 10000
+    # at most this many cached scores; the bytes bound (64 MiB: about 150,000 product-title pairs)
+    # binds first. 10,000 entries (the old default, 4.5 MiB) evicted a Zipf stream's scores long
+    # before the bytes were used: 2,000 searches of 20 hits already need 17,000 entries.
+    cache_size: int = 1_000_000
     # bytes each cache of a model may hold (scores, passage token ids, bi-encoder embeddings)
     cache_bytes: int = 64 * 1024 * 1024
     token_cache_bytes: int = 32 * 1024 * 1024

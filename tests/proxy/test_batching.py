@@ -156,3 +156,68 @@ def test_cached_pairs_are_answered_without_waiting_for_a_model_run() -> None:
             await batcher.aclose()
 
     assert (asyncio.run(run()), scored) == (([0.9], [0.9, 0.1]), [[("q", "b")]])
+
+
+class CachingRecorder(Recorder):
+    """A scorer stand-in with a score cache: ``compute`` stores, ``lookup`` reads."""
+
+    def __init__(self, delay_s: float = 0.0, poison: str | None = None) -> None:
+        super().__init__(0.0, poison)
+        self.wait_s = delay_s  # before the poison check too: a failing run takes time
+        self.cache: dict[Pair, float] = {}
+        self.scored: list[Pair] = []
+
+    def __call__(self, pairs: Sequence[Pair]) -> list[float]:
+        time.sleep(self.wait_s)
+        scores = super().__call__(pairs)
+        with self.lock:
+            self.scored += pairs
+            self.cache.update(zip(pairs, scores, strict=True))
+        return scores
+
+    def lookup(self, pairs: Sequence[Pair]) -> list[float | None]:
+        return [self.cache.get(pair) for pair in pairs]
+
+
+async def test_a_pair_another_search_is_having_scored_is_not_scored_again() -> None:
+    scorer = CachingRecorder(delay_s=0.1)
+    batcher = MicroBatcher(scorer, name="m", max_wait_s=0.0, max_runs=2, lookup=scorer.lookup)
+    first = asyncio.create_task(batcher.score(pairs_for("q", 1, 2, 3)))
+    await asyncio.sleep(0.02)  # the first search's run is under way
+    second = await batcher.score(pairs_for("q", 3, 4, 2))
+    assert (await first, second) == ([1.0, 2.0, 3.0], [3.0, 4.0, 2.0])
+    assert sorted(len(p) for _, p in scorer.scored) == [1, 2, 3, 4]
+    await batcher.aclose()
+
+
+async def test_a_pair_asked_twice_in_one_search_is_scored_once() -> None:
+    scorer = CachingRecorder()
+    batcher = MicroBatcher(scorer, name="m", max_wait_s=0.0, lookup=scorer.lookup)
+    assert await batcher.score(pairs_for("q", 5, 6, 5)) == [5.0, 6.0, 5.0]
+    assert scorer.scored == pairs_for("q", 5, 6)
+    await batcher.aclose()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_without_a_cache_every_pair_of_every_search_is_scored(enabled: bool) -> None:
+    scorer = Recorder(delay_s=0.05)
+    batcher = MicroBatcher(scorer, name="m", enabled=enabled, max_wait_s=0.01)
+    same = pairs_for("q", 1, 2)
+    got = await asyncio.gather(batcher.score(same), batcher.score(same))
+    assert (got, sum(scorer.runs)) == ([[1.0, 2.0], [1.0, 2.0]], 4)
+    await batcher.aclose()
+
+
+async def test_a_failed_shared_run_fails_its_waiters_and_is_retried_next_time() -> None:
+    scorer = CachingRecorder(delay_s=0.05, poison="xx")
+    batcher = MicroBatcher(scorer, name="m", max_wait_s=0.0, lookup=scorer.lookup)
+    first = asyncio.create_task(batcher.score(pairs_for("q", 2)))
+    await asyncio.sleep(0.01)
+    with pytest.raises(ValueError, match="poisoned"):
+        await batcher.score(pairs_for("q", 2, 1))
+    with pytest.raises(ValueError, match="poisoned"):
+        await first
+    scorer.poison = None
+    assert await batcher.score(pairs_for("q", 2, 1)) == [2.0, 1.0]
+    assert scorer.runs == [1, 1, 1]  # "xx" failed, "x" alone, then "xx" again
+    await batcher.aclose()

@@ -57,3 +57,26 @@ def test_metrics_show_token_cache_hits_with_the_score_cache_off(
     hits = _metric(text, "rerank_bridge_cache_hits_total", "token")
     assert (hits > 0, _metric(text, "rerank_bridge_cache_bytes", "token") > 0) == (True, True)
     assert "rerank_bridge_tokenize_seconds_total" in text
+
+
+def test_a_score_cache_full_in_bytes_evicts_and_says_so_in_metrics(
+    start_proxy: StartProxy, es_upstream: str, es_index: str, nano_cross_encoder_dir: Path
+) -> None:
+    bound = 1_500  # a few (query, title) entries of about 250 bytes each
+    proxy = start_proxy(
+        es_upstream,
+        rerank={"model": str(nano_cross_encoder_dir), "fields": ["title"]},
+        scorer={"cache_bytes": bound},
+    )
+    for words in ("drill", "cordless drill", "drill bit", "hammer drill", "drill press"):
+        body = {"query": {"match": {"title": words}}, "rerank": {}}
+        assert (
+            httpx.post(f"{proxy.url}/{es_index}/_search", json=body, timeout=30).status_code == 200
+        )
+    text = httpx.get(f"{proxy.url}/_bridge/metrics").text
+    held = _metric(text, "rerank_bridge_cache_bytes", "score")
+    evicted = _metric(text, "rerank_bridge_cache_evictions_total", "score")
+    assert (0 < held <= bound, evicted > 0) == (True, True)
+    assert _metric(text, "rerank_bridge_cache_entries", "score") < _metric(
+        text, "rerank_bridge_cache_misses_total", "score"
+    )
