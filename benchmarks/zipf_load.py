@@ -35,7 +35,8 @@ Every figure is printed as a JSON line with its peer from the same run:
    are reported too.
 
 ``--proxies off,on`` leaves the token-cache-only proxy out (figures 1 and 4 need it), which
-saves its rounds when only the score cache is measured.
+saves its rounds when only the score cache is measured; ``capped`` (not run by default) is the
+score cache with the proxy's old default of 10,000 entries, warmed and measured like ``on``.
 
 Needs a running Elasticsearch/OpenSearch (loopback) and ../shared (Home Depot data, the trained
 cross-encoder):
@@ -77,6 +78,8 @@ from proxy_load import (  # a sibling script, not a package
 CACHES: dict[str, dict[str, Any]] = {
     "off": {"cache_size": 0, "token_cache_bytes": 0},
     "tokens": {"cache_size": 0},
+    # the proxy's score cache before issue 18's Zipf work: at most 10,000 entries (4.5 MiB)
+    "capped": {"cache_size": 10_000},
     "on": {},
 }
 
@@ -295,7 +298,7 @@ def main() -> int:
     parser.add_argument("--warmup-chunk", type=int, default=500)
     parser.add_argument("--identical-requests", type=int, default=100)
     parser.add_argument("--p50-requests", type=int, default=300)
-    parser.add_argument("--proxies", default=",".join(CACHES), help="of: " + ", ".join(CACHES))
+    parser.add_argument("--proxies", default="off,tokens,on", help="of: " + ", ".join(CACHES))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--docs", type=int, default=None, help="index only this many products")
     args = parser.parse_args()
@@ -354,7 +357,7 @@ def warm_up(
     load its model), at ``--clients``, in chunks whose hit rates are reported. Returns how many
     requests of the stream each proxy has served."""
     total = args.warmup_requests
-    share = {"on": total, "tokens": total // 5, "off": args.clients * 2}
+    share = {"on": total, "capped": total, "tokens": total // 5, "off": args.clients * 2}
     served: dict[str, int] = {}
     for name, proxy in proxies.items():
         began = time.monotonic()
@@ -408,7 +411,7 @@ def throughput(
     runs = {name: Latencies() for name in proxies}
     plain = Latencies()
     before = {name: metrics(p.url) for name, p in proxies.items()}
-    on_rounds: list[float | None] = []
+    score_rounds: dict[str, list[float | None]] = {name: [] for name in proxies}
     position: int = args.warmup_requests  # the stream goes on where the warm-up stopped
     for _ in range(args.rounds):
         for name, proxy in proxies.items():
@@ -425,8 +428,7 @@ def throughput(
                     runs[name],
                 )
             )
-            if name == "on":
-                on_rounds.append(hit_rate(metrics(proxy.url), round_before, "score"))
+            score_rounds[name].append(hit_rate(metrics(proxy.url), round_before, "score"))
         position = asyncio.run(
             replay(
                 proxies["on"].url,
@@ -463,18 +465,24 @@ def throughput(
         got["memory_mb"] = rss_mb(proxy.pid)
         summaries[name] = got
     off, on = summaries["off"], summaries["on"]
-    measured = len(runs["on"].ms) + runs["on"].errors
-    on["score_hit_rate_per_round"] = on_rounds
-    on["requests_served_before"] = served["on"]
-    on["theoretical_query_repeat_rate"] = round(
-        query_repeat_rate(distinct, args.exponent, served["on"], served["on"] + measured), 3
-    )
+    for name in ("on", "capped"):
+        if name in summaries:
+            measured = len(runs[name].ms) + runs[name].errors
+            got = summaries[name]
+            got["score_hit_rate_per_round"] = score_rounds[name]
+            got["requests_served_before"] = served[name]
+            got["theoretical_query_repeat_rate"] = round(
+                query_repeat_rate(distinct, args.exponent, served[name], served[name] + measured),
+                3,
+            )
+            got["x_off"] = round(got["searches_per_s"] / max(off["searches_per_s"], 1e-9), 2)
     emit(
         figure="zipf_throughput",
         clients=args.clients,
         value=round(on["searches_per_s"] / max(off["searches_per_s"], 1e-9), 2),
         target=">= 3x searches/s with caches on vs off",
         caches_on=on,
+        caches_on_old_10000_entry_cap=summaries.get("capped"),
         token_cache_only=summaries.get("tokens"),
         caches_off=off,
         passthrough=plain.summary(),

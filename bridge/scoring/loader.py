@@ -158,15 +158,21 @@ def scorer_over(
 
 
 def model_identity(files: ModelFiles, *options: object) -> str:
-    """The model file (path, size, modification time, inode) and the text options a score
-    depends on: the part of a score cache key that keeps entries of another model file, a
-    replaced file or another ``max_length`` apart."""
+    """The model file and its tokenizer file (path, size, modification time, inode each) and
+    the text options a score depends on: the part of a score cache key that keeps entries of
+    another model file, a replaced file (model or tokenizer) or another ``max_length`` apart."""
+    return "|".join(
+        [files.name, _file_identity(files.onnx_path), _file_identity(files.tokenizer_path)]
+        + [str(option) for option in options]
+    )
+
+
+def _file_identity(path: Path) -> str:
     try:
-        stat = files.onnx_path.stat()
-        file_part = f"{files.onnx_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+        stat = path.stat()
+        return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
     except OSError:
-        file_part = str(files.onnx_path)
-    return "|".join([files.name, file_part, *map(str, options)])
+        return str(path)
 
 
 def _default_max_length(config: dict[str, Any]) -> int:

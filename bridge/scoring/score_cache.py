@@ -2,7 +2,8 @@
 
 The scorer's model identity names the ONNX file by path, size and modification time and the text
 options that change a score (``max_length``, the query cap), so a replaced model file or another
-``max_length`` can never be answered from an older entry (``bridge.scoring.identity``).
+``max_length`` can never be answered from an older entry (``bridge.scoring.loader.model_identity``,
+which names the tokenizer file the same way).
 """
 
 from __future__ import annotations

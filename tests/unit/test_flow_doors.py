@@ -76,6 +76,14 @@ class FnBatcher:
     async def batcher(self, model: str, max_length: int | None = None) -> FnBatcher:
         return self
 
+    def lookup(self, pairs: Sequence[tuple[str, str]]) -> list[float | None]:
+        return [None] * len(pairs)  # no score cache: every pair goes to the function
+
+    async def score_missing(
+        self, pairs: Sequence[tuple[str, str]], found: list[float | None]
+    ) -> Any:
+        return await self.score(pairs)
+
     async def score(self, pairs: Sequence[tuple[str, str]]) -> Any:
         raw = self.fn(pairs[0][0], [p for _, p in pairs])
         return await raw if inspect.isawaitable(raw) else raw

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bridge.proxy.settings import ScorerSettings
 from bridge.scoring import BiEncoderScorer, CrossEncoderScorer, load_scorer
 from bridge.scoring.lru import BytesLRU
 from bridge.scoring.score_cache import ScoreCache
@@ -64,6 +65,17 @@ def test_the_score_cache_is_bounded_by_bytes_as_well_as_entries() -> None:
     assert cache.stats().bytes <= 4_000
 
 
+def test_the_proxys_default_score_cache_is_bounded_by_its_bytes_not_a_count() -> None:
+    """The old default of 10,000 entries (4.5 MiB of 64) evicted a Zipf stream's scores."""
+    defaults = ScorerSettings()
+    cache = ScoreCache(defaults.cache_size, max_bytes=defaults.cache_bytes)
+    pairs = 60_000  # 3,000 searches of 20 product titles
+    keys = [("model", f"query {i // 20}", f"product title number {i} 18V") for i in range(pairs)]
+    cache.put_many(keys, [0.5] * pairs)
+    assert (len(cache), cache.evictions) == (pairs, 0)
+    assert cache.stats().bytes <= defaults.cache_bytes
+
+
 @pytest.fixture
 def model_copy(nano_cross_encoder_dir: Path, tmp_path: Path) -> Path:
     target = tmp_path / "nano"
@@ -86,6 +98,21 @@ def test_a_replaced_model_file_never_reads_the_old_files_scores(model_copy: Path
     os.replace(replacement, onnx)  # same bytes, same name: another file all the same
     after = _load(model_copy)
     after.cache = before.cache  # even one shared cache keeps them apart
+    after.score(QUERY, PASSAGES)
+    assert before.identity != after.identity
+    assert before.cache is not None
+    assert before.cache.hits == 0
+
+
+def test_a_replaced_tokenizer_file_never_reads_the_old_files_scores(model_copy: Path) -> None:
+    before = _load(model_copy)
+    before.score(QUERY, PASSAGES)
+    tokenizer = model_copy / "tokenizer.json"
+    replacement = model_copy / "tokenizer.tmp"
+    shutil.copyfile(tokenizer, replacement)
+    os.replace(replacement, tokenizer)  # another vocabulary would change every score
+    after = _load(model_copy)
+    after.cache = before.cache
     after.score(QUERY, PASSAGES)
     assert before.identity != after.identity
     assert before.cache is not None
