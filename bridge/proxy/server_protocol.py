@@ -70,10 +70,11 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         cycle = self.cycle
+        # uvicorn internals: a release that renames them gets its plain protocol, not a failure
         if (
             cycle is not None
-            and not cycle.response_started  # an eager task may have answered already
-            and not isinstance(cycle.transport, HeadWithBody)
+            and getattr(cycle, "response_started", None) is False  # no eager answer yet
+            and getattr(cycle, "transport", None) is self.transport  # not wrapped already
             and cycle.scope["method"] != "HEAD"  # no body write would carry its head
         ):
             cycle.transport = HeadWithBody(cycle, self.transport)  # type: ignore[assignment]
