@@ -26,7 +26,7 @@ import pytest
 from tests.support.build_models import minilm_checkpoint_dir
 
 pytest.importorskip("torch", reason="the `train` extra is not installed")
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 STARTUP_S = 300.0  # importing torch and indexing on a loaded 2-core machine
 EXIT_S = 120.0
