@@ -174,7 +174,7 @@ class ProxyProcess:
         upstream: str,
         model: str,
         *,
-        batching: bool,
+        batching: bool | dict[str, Any],
         cache_size: int | None = 0,
         scorer: dict[str, Any] | None = None,
         workers: int = 1,
@@ -187,7 +187,8 @@ class ProxyProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         settings: dict[str, dict[str, Any]] = {
             "upstream": {"url": upstream},
-            "batching": {"enabled": batching},
+            # a dict: the whole batching section (e.g. with model_nice)
+            "batching": batching if isinstance(batching, dict) else {"enabled": batching},
             "rerank": {"model": model, "fields": ["title"], "window_size": 20, "timeout_ms": 30000},
         }
         if scorer is not None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -62,10 +64,13 @@ class MicroBatcher:
         max_runs: int = 2,
         metrics: ProxyMetrics | None = None,
         lookup: LookupScores | None = None,
+        nice: int = 0,
     ) -> None:
         """``lookup`` answers cached pairs on the event loop before anything is queued, so a
         search whose pairs are all cached never waits behind model runs; ``score_pairs`` then
-        scores (and caches) only the rest."""
+        scores (and caches) only the rest. ``nice`` is added to the niceness of the threads that
+        run the model (and of the threads they start), so the event loop goes first on busy
+        cores."""
         self._score_pairs = score_pairs
         self._lookup = lookup
         self.name = name
@@ -79,7 +84,10 @@ class MicroBatcher:
         # another's ONNX run on the other core; a few threads when not batching, so that the
         # unbatched peer overlaps runs the way a naive server would
         self._executor = ThreadPoolExecutor(
-            max_workers=max_runs if enabled else 4, thread_name_prefix=f"rerank-{name}"
+            max_workers=max_runs if enabled else 4,
+            thread_name_prefix=f"rerank-{name}",
+            initializer=lower_thread_priority,
+            initargs=(nice,),
         )
         self._slots = asyncio.Semaphore(max_runs)
         self._running: set[asyncio.Task[None]] = set()
@@ -255,6 +263,19 @@ class MicroBatcher:
         if self._carry is not None:
             _resolve(self._carry.future, RuntimeError("proxy shutting down"))
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Adds ``nice`` to the calling thread's niceness (Linux: per thread; threads it starts
+    inherit it). Where that is not possible the thread keeps its priority."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + nice))
+    except OSError as exc:
+        logger.warning("could not lower the model threads' priority: %s", exc)
 
 
 def _consume(future: asyncio.Future[list[float]]) -> None:

@@ -125,6 +125,7 @@ class ModelPool:
                 max_pairs=self._batching.max_batch_pairs,
                 max_tokens=self._batching.max_batch_tokens,
                 max_runs=self._batching.max_concurrent_runs,
+                nice=self._batching.model_nice,
                 metrics=self._metrics,
                 lookup=lookup,
             )

@@ -6,7 +6,8 @@ model_api: {token: "...", max_documents: 1000, max_text_chars: 100000}   # /v1/r
 # or several nodes of one cluster: upstream: {urls: ["https://es1:9200", "https://es2:9200"]}
 limits: {max_body_bytes: 104857600, max_window: 200}
 auth: {api_key: "..."}            # or env RERANK_BRIDGE_API_KEY; header X-Bridge-Api-Key
-batching: {enabled: true, max_wait_ms: 2, max_batch_pairs: 256, max_batch_tokens: 65536}
+batching: {enabled: true, max_wait_ms: 2, max_batch_pairs: 256, max_batch_tokens: 65536,
+           model_nice: 0}   # model_nice 0-19: model threads yield the cores to the event loop
 scorer: {cache_size: 1000000, cache_bytes: 67108864, token_cache_bytes: 33554432,
          embedding_cache_bytes: 33554432, threads: null, cache_dir: null}   # 0 turns a cache off
 rerank: {model: ms-marco-TinyBERT-L-2-v2, window_size: 20}     # defaults of the `rerank` section
@@ -99,6 +100,9 @@ class BatchingSettings:
     max_batch_pairs: int = 256
     max_batch_tokens: int = 65536
     max_concurrent_runs: int = 2
+    # niceness added to the model threads (0-19): the event loop, which answers cached and
+    # pass-through requests, then goes first when the cores are busy with model runs
+    model_nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -248,9 +252,11 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
         return value
     if text.startswith("int"):
         # a cache of 0 entries (or bytes) turns it off; 0 retries means none
-        low = 0 if name.endswith(("cache_size", "cache_bytes", "max_retries")) else 1
+        low = 0 if name.endswith(("cache_size", "cache_bytes", "max_retries", "nice")) else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"must be an integer >= {low}", field=name)
+        if name.endswith("nice") and value > 19:
+            raise ConfigError("must be an integer from 0 to 19", field=name)
         return value
     if text.startswith("float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -221,3 +222,18 @@ async def test_a_failed_shared_run_fails_its_waiters_and_is_retried_next_time() 
     assert await batcher.score(pairs_for("q", 2, 1)) == [2.0, 1.0]
     assert scorer.runs == [1, 1, 1]  # "xx" failed, "x" alone, then "xx" again
     await batcher.aclose()
+
+
+@pytest.mark.parametrize("nice", [0, 5])
+async def test_model_threads_run_at_the_niceness_asked_for(nice: int) -> None:
+    seen: list[int] = []
+
+    def niceness(pairs: Sequence[Pair]) -> list[float]:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return [0.0] * len(pairs)
+
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    batcher = MicroBatcher(niceness, name="m", max_wait_s=0.0, nice=nice)
+    await batcher.score(pairs_for("q", 1))
+    await batcher.aclose()
+    assert seen == [min(19, here + nice)]

@@ -166,3 +166,18 @@ def test_bad_rerank_default_fails_at_load() -> None:
 def test_bad_per_index_value_names_the_pattern() -> None:
     with pytest.raises(ConfigError, match=r"\[indices.p\*\] \[fusion.method\]"):
         settings_from_mapping({"upstream": "http://x:9200", "indices": {"p*": {"fusion": "no"}}})
+
+
+@pytest.mark.parametrize("nice", [-1, 20, 2.5, True])
+def test_model_nice_is_an_integer_from_0_to_19(nice: object) -> None:
+    with pytest.raises(ConfigError, match=r"\[batching.model_nice\]"):
+        settings_from_mapping(
+            {"upstream": {"url": "http://es:9200"}, "batching": {"model_nice": nice}}
+        )
+
+
+def test_model_nice_is_read() -> None:
+    settings = settings_from_mapping(
+        {"upstream": {"url": "http://es:9200"}, "batching": {"model_nice": 19}}
+    )
+    assert (settings.batching.model_nice, settings_from_mapping({}).batching.model_nice) == (19, 0)
