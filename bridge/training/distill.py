@@ -24,7 +24,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,21 +446,24 @@ def pointwise_mse_loss(logits: Any, lists: Sequence[Sequence[float]]) -> Any:
     return torch.mean((logits - target) ** 2)
 
 
+def per_list(logits: Any, lists: Sequence[Sequence[float]]) -> Iterator[tuple[Any, Any]]:
+    """(student logits, teacher logits) of each list of a batch, in order."""
+    import torch
+
+    start = 0
+    for teacher in lists:
+        yield logits[start : start + len(teacher)], torch.tensor(teacher, dtype=logits.dtype)
+        start += len(teacher)
+
+
 def margin_mse_loss(logits: Any, lists: Sequence[Sequence[float]]) -> Any:
     """Mean over lists of the MSE between student and teacher margins, over every pair of hits of
     the list (margin-MSE without pair sampling: a list of n gives n x n margins)."""
-    import torch
-
     total = logits.new_zeros(())
-    start = 0
-    for teacher in lists:
-        n = len(teacher)
-        student = logits[start : start + n]
-        target = torch.tensor(teacher, dtype=logits.dtype)
+    for student, target in per_list(logits, lists):
         margins = student[:, None] - student[None, :]
         wanted = target[:, None] - target[None, :]
-        total = total + torch.mean((margins - wanted) ** 2)
-        start += n
+        total = total + ((margins - wanted) ** 2).mean()
     return total / max(1, len(lists))
 
 
@@ -471,15 +474,10 @@ def listwise_kl_loss(
     import torch
 
     total = logits.new_zeros(())
-    start = 0
-    for teacher in lists:
-        n = len(teacher)
-        student = logits[start : start + n]
-        target = torch.tensor(teacher, dtype=logits.dtype)
+    for student, target in per_list(logits, lists):
         log_p = torch.log_softmax(student / temperature, dim=0)
         q = torch.softmax(target / temperature, dim=0)
         total = total + torch.sum(q * (torch.log(q.clamp_min(1e-12)) - log_p)) * temperature**2
         if mse_weight:
             total = total + mse_weight * torch.mean((student - target) ** 2)
-        start += n
     return total / max(1, len(lists))
