@@ -133,13 +133,16 @@ def _train_in(
         )
         hits = dict(zip(used, found, strict=True))
     negatives, seed, max_pairs = options.negatives, options.fit.seed, options.max_pairs
-    groups = build_groups(
-        judgments, used, hits=hits, negatives=negatives, seed=seed, max_pairs=max_pairs
-    )
-    # the same pairs, shuffled: the pointwise order (so pointwise runs repeat earlier ones)
-    pairs = build_pairs(
-        judgments, used, hits=hits, negatives=negatives, seed=seed, max_pairs=max_pairs
-    )
+    groups: list[list[Pair]] = []  # whole query groups: listwise batches only
+    if options.loss.kind == "listwise":
+        groups = build_groups(
+            judgments, used, hits=hits, negatives=negatives, seed=seed, max_pairs=max_pairs
+        )
+        pairs = [pair for group in groups for pair in group]
+    else:  # the same pairs, shuffled (so pointwise runs repeat earlier ones)
+        pairs = build_pairs(
+            judgments, used, hits=hits, negatives=negatives, seed=seed, max_pairs=max_pairs
+        )
     kinds = Counter(p.kind for p in pairs)
     logger.info("%d training pairs %s", len(pairs), dict(kinds))
 
