@@ -131,12 +131,17 @@ class PhaseConfig:
 
     ``fusion`` None: the section's ``fusion``; ``max_length`` None: the section's. Per-phase
     settings live here so a phase can grow its own options.
+
+    ``vector_field`` (a bi-encoder phase): the index field holding each document's vector made
+    by this model at index time (``rerank-bridge embed``); the engine returns it with the hits,
+    so the phase embeds only the query and the hits that lack a usable stored vector.
     """
 
     model: str
     window_size: int
     fusion: FusionConfig | None = None
     max_length: int | None = None
+    vector_field: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "window_size": self.window_size}
@@ -144,6 +149,8 @@ class PhaseConfig:
             out["fusion"] = self.fusion.to_dict()
         if self.max_length is not None:
             out["max_length"] = self.max_length
+        if self.vector_field is not None:
+            out["vector_field"] = self.vector_field
         return out
 
 
@@ -172,12 +179,16 @@ def parse_phases(value: Any, *, path: str = "rerank.phases") -> tuple[PhaseConfi
         if length is not None:
             length = _int_at_least(length, 1, f"{where}.max_length")
         fusion = raw.get("fusion")
+        vector_field = _optional_str(raw.get("vector_field"), f"{where}.vector_field")
+        if vector_field is not None and not vector_field.strip():
+            raise ConfigError("must be a non-empty field name", field=f"{where}.vector_field")
         phases.append(
             PhaseConfig(
                 model,
                 window,
                 None if fusion is None else FusionConfig.from_value(fusion, path=f"{where}.fusion"),
                 length,
+                vector_field,
             )
         )
     _check_phases(phases, path)
@@ -247,6 +258,11 @@ class RerankConfig:
     def models(self) -> tuple[str, ...]:
         """Every rerank model this config may run, in phase order."""
         return tuple(dict.fromkeys(p.model for p in self.phase_list()))
+
+    @property
+    def vector_fields(self) -> tuple[str, ...]:
+        """The stored vector fields the phases read (``vector_field``), each once."""
+        return tuple(dict.fromkeys(p.vector_field for p in self.phases if p.vector_field))
 
     @classmethod
     def from_value(
@@ -377,6 +393,11 @@ def _validate(config: RerankConfig) -> None:
         _int_at_least(config.max_length, 1, "max_length")
     if config.phases and config.min_score is not None:
         raise ConfigError("is not supported with phases", field="min_score")
+    if config.chunking is not None and config.vector_fields:
+        raise ConfigError(
+            "is not supported with a vector_field phase (a stored vector is one per document)",
+            field="chunking",
+        )
 
 
 def _reject_unknown(value: Mapping[str, Any], cls: type, path: str) -> None:

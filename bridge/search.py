@@ -19,6 +19,7 @@ from bridge.chunking import ChunkedScores
 from bridge.config import RerankConfig
 from bridge.errors import ModelError, UpstreamError
 from bridge.pipeline.flow import (
+    CheckVectors,
     Embed,
     Flow,
     Score,
@@ -28,6 +29,7 @@ from bridge.pipeline.flow import (
     rerank_flow,
     run_flow,
 )
+from bridge.vectors.checks import VectorChecks, Verdicts, mappings_of
 
 _T = TypeVar("_T")
 
@@ -112,6 +114,7 @@ class _Base:
         self._scorers = scorers
         self._max_workers = max_workers
         self._executor: ThreadPoolExecutor | None = None
+        self.vector_checks = VectorChecks()  # which model wrote an index's stored vectors
         # The engines filter _source differently for wildcard patterns; restoring follows suit.
         module = type(client).__module__
         self.engine = "opensearch" if module.startswith("opensearchpy") else "elasticsearch"
@@ -197,6 +200,12 @@ class SyncDoor:
         self.response = self.owner.client.search(body=effect.body, **effect.params)
         return _body_of(self.response)
 
+    def check_vectors(self, effect: CheckVectors) -> Verdicts:
+        def read(indices: Sequence[str]) -> Mapping[str, Any]:
+            return mappings_of(_body_of(self.owner.client.indices.get_mapping(index=indices)))
+
+        return self.owner.vector_checks.check(effect, read)
+
     def scorer(self, effect: Score) -> _Scorer:
         return self.owner.scorers.get(effect.model, max_length=effect.max_length)
 
@@ -259,6 +268,13 @@ class AsyncDoor:
     async def search(self, effect: Search) -> Mapping[str, Any]:
         self.response = await self.owner.client.search(body=effect.body, **effect.params)
         return _body_of(self.response)
+
+    async def check_vectors(self, effect: CheckVectors) -> Verdicts:
+        async def read(indices: Sequence[str]) -> Mapping[str, Any]:
+            answer = await self.owner.client.indices.get_mapping(index=list(indices))
+            return mappings_of(_body_of(answer))
+
+        return await self.owner.vector_checks.acheck(effect, read, self._off_loop)
 
     async def score(self, effect: Score) -> list[float] | ChunkedScores:
         scorer = await self._off_loop(self.sync.scorer, effect)

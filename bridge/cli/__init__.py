@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from bridge.errors import BridgeError
 
 # name of the sub-command -> module under bridge.cli that defines register(subparsers)
-_COMMAND_MODULES = ("models", "node", "serve", "connect", "eval", "train", "distill")
+_COMMAND_MODULES = ("models", "node", "serve", "connect", "eval", "embed", "train", "distill")
 
 # Top-level module of an optional dependency -> the extra that installs it.
 _EXTRA_OF_MODULE = {

@@ -67,6 +67,21 @@ class EngineHttp:
         except (urllib.error.URLError, OSError) as exc:
             raise UpstreamError(f"{method} {self.base}{path}: {exc}") from None
 
+    def call_ndjson(self, path: str, lines: list[Any]) -> Answer:
+        """POST one JSON value per line (``_bulk``); never in dry-run mode."""
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method="POST")
+        request.add_header("Content-Type", "application/x-ndjson")
+        if self._auth:
+            request.add_header("Authorization", self._auth)
+        try:
+            with _NO_PROXY.open(request, timeout=self.timeout_s) as response:
+                return Answer(response.status, _json(response.read()))
+        except urllib.error.HTTPError as exc:
+            return Answer(exc.code, _json(exc.read()))
+        except (urllib.error.URLError, OSError) as exc:
+            raise UpstreamError(f"POST {self.base}{path}: {exc}") from None
+
     def ok(self, method: str, path: str, body: Any = None) -> Any:
         """Like ``call`` but any non-2xx answer is an error naming the engine's reason."""
         answer = self.call(method, path, body)

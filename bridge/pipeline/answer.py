@@ -158,6 +158,9 @@ def build_answer(response: Mapping[str, Any], plan: Plan, outcome: Outcome) -> d
     if plan.restore_source:
         for hit in page:
             _restore_source(hit, plan)
+    if plan.added_fields:
+        for hit in page:
+            _drop_added_fields(hit, plan.added_fields)
     for final_rank, hit in enumerate(page, start=plan.from_ + 1):
         if explain:
             hit["_rerank"]["rank"] = final_rank
@@ -213,6 +216,18 @@ def _restore_source(hit: dict[str, Any], plan: Plan) -> None:
         hit.pop("_source", None)
     elif isinstance(source, Mapping):
         hit["_source"] = apply_source_filter(source, plan.source, plan.engine)
+
+
+def _drop_added_fields(hit: dict[str, Any], added: tuple[str, ...]) -> None:
+    """Take the stored vectors the phases asked for out of the hit's ``fields``."""
+    found = hit.get("fields")
+    if not isinstance(found, Mapping):
+        return
+    kept = {k: v for k, v in found.items() if k not in added}
+    if kept:
+        hit["fields"] = kept
+    else:
+        hit.pop("fields", None)
 
 
 def engine_score(hit: Mapping[str, Any]) -> float | None:

@@ -56,6 +56,19 @@ class Score:
     chunking: ChunkingConfig | None = None
 
 
-Effect = Embed | Search | Score
+@dataclass(frozen=True)
+class CheckVectors:
+    """Which of ``indices`` hold vectors in ``field`` that ``model`` did not write: send back a
+    mapping index -> reason (absent or empty: usable). A door reads each index's mapping
+    ``_meta`` (``rerank-bridge embed`` records the model's fingerprint there), cached; an
+    exception thrown in makes the phase use the vectors after a dimension check only."""
 
-__all__ = ["TIMEOUTS", "Effect", "Embed", "Score", "Search"]
+    name: ClassVar[str] = "check_vectors"
+    model: str
+    field: str
+    indices: tuple[str, ...]
+
+
+Effect = Embed | Search | Score | CheckVectors
+
+__all__ = ["TIMEOUTS", "CheckVectors", "Effect", "Embed", "Score", "Search"]

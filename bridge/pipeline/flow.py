@@ -31,9 +31,10 @@ from bridge.errors import (
     RerankTimeout,
 )
 from bridge.pipeline.answer import Outcome, OutcomeStatus, build_answer, engine_score
-from bridge.pipeline.effects import Effect, Embed, Score, Search
+from bridge.pipeline.effects import CheckVectors, Effect, Embed, Score, Search
 from bridge.pipeline.phases import PhasedOrder, PhaseReport, run_phases
 from bridge.pipeline.plan import Plan, plan_search, with_query_vectors
+from bridge.pipeline.stored_vectors import stored_vector
 from bridge.pipeline.texts import Passages, passage_texts
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ def _score_window(response: Mapping[str, Any], plan: Plan) -> Generator[Effect, 
         max_length=config.max_length,
         deadline=deadline,
         chunking=config.chunking,
+        vectors={f: [stored_vector(hit, f) for hit in hits] for f in config.vector_fields},
+        indices=[_index_of(hit) for hit in hits],
     )
     timings["model"] = round(sum(r.ms for r in phased.reports), 3)
     if not config.phases:
@@ -157,6 +160,11 @@ def _one_model_outcome(
         timings_ms=timings,
         best_windows=[best[i] for i in range(count)] if best else None,
     )
+
+
+def _index_of(hit: Mapping[str, Any]) -> str | None:
+    index = hit.get("_index")
+    return index if isinstance(index, str) else None
 
 
 def _phase_error(report: PhaseReport, config: RerankConfig) -> BaseException | str:
@@ -278,6 +286,7 @@ async def arun_flow(flow: Flow, door: Any, *, until: type[Search] | None = None)
 
 
 __all__ = [
+    "CheckVectors",
     "Effect",
     "Embed",
     "Flow",

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bridge.chunking import BestWindow, ChunkedScores, ChunkingConfig
 from bridge.config import FusionConfig, PhaseConfig
 from bridge.errors import ModelError
-from bridge.pipeline.effects import TIMEOUTS, Score
+from bridge.pipeline.effects import TIMEOUTS, CheckVectors, Embed, Score
 from bridge.pipeline.fuse import fuse, fused_order
+from bridge.pipeline.stored_vectors import Vector, VectorReport, stored_vector_scores
 
 PhaseStatus = Literal["reranked", "timeout", "model_error", "skipped"]
 
@@ -42,6 +43,7 @@ class PhaseReport:
     model_scores: dict[int, float] = field(default_factory=dict)
     fused_scores: dict[int, float] = field(default_factory=dict)
     best_windows: dict[int, BestWindow] = field(default_factory=dict)  # with chunking
+    vectors: VectorReport | None = None  # a vector_field phase: stored vs embedded
 
     @property
     def reason(self) -> str | None:
@@ -59,6 +61,8 @@ class PhaseReport:
         }
         if self.reason:
             found["error"] = self.reason
+        if self.vectors is not None:
+            found["vectors"] = self.vectors.to_dict()
         return found
 
 
@@ -104,9 +108,15 @@ def run_phases(
     deadline: float | None,
     chunking: ChunkingConfig | None = None,
     clock: Callable[[], float] = time.perf_counter,
-) -> Generator[Score, Any, PhasedOrder]:
+    vectors: Mapping[str, Sequence[Vector | None]] | None = None,
+    indices: Sequence[str | None] | None = None,
+) -> Generator[Score | Embed | CheckVectors, Any, PhasedOrder]:
     """Run ``phases`` in turn over the first window (``texts``/``engine_scores`` by engine
-    position), one ``Score`` effect per phase, within ``deadline`` (a ``clock()`` time)."""
+    position), one ``Score`` effect per phase, within ``deadline`` (a ``clock()`` time).
+
+    A phase with ``vector_field`` scores from ``vectors[field]`` (the stored vector of each
+    position, or None) instead, embedding only what it must (``bridge.pipeline.stored_vectors``;
+    ``indices``: each position's ``_index``); its budget is checked once its vectors are in."""
     order = list(range(len(texts)))
     current: list[float | None] = list(engine_scores)
     reports = [PhaseReport(p.model, p.window_size) for p in phases]
@@ -121,9 +131,17 @@ def run_phases(
         began = clock()
         passages = tuple(texts[i] for i in top)
         try:
-            length = phase.max_length or max_length
-            raw = yield Score(phase.model, length, query, passages, left, chunking)
-            model, best = unpacked_scores(raw, len(top))
+            if phase.vector_field is not None:
+                model, report.vectors = yield from _stored_vector_phase(
+                    phase, query, passages, top, vectors, indices
+                )
+                best = None
+                if deadline is not None and clock() > deadline:
+                    raise TimeoutError("the phase's vectors came in after timeout_ms")
+            else:
+                length = phase.max_length or max_length
+                raw = yield Score(phase.model, length, query, passages, left, chunking)
+                model, best = unpacked_scores(raw, len(top))
         except TIMEOUTS as exc:
             report.status, report.error, report.ms = "timeout", exc, _ms(clock() - began)
             break
@@ -141,6 +159,27 @@ def run_phases(
             current[position] = fused[i]
         order = [top[i] for i in fused_order(fused)] + order[phase.window_size :]
     return PhasedOrder(order=order, scores=current, reports=reports)
+
+
+def _stored_vector_phase(
+    phase: PhaseConfig,
+    query: str,
+    passages: Sequence[str],
+    top: Sequence[int],
+    vectors: Mapping[str, Sequence[Vector | None]] | None,
+    indices: Sequence[str | None] | None,
+) -> Generator[Embed | CheckVectors, Any, tuple[list[float], VectorReport]]:
+    name = phase.vector_field or ""
+    stored = (vectors or {}).get(name)
+    scores, report = yield from stored_vector_scores(
+        phase.model,
+        name,
+        query,
+        passages,
+        [stored[i] if stored is not None and i < len(stored) else None for i in top],
+        [indices[i] if indices is not None and i < len(indices) else None for i in top],
+    )
+    return checked_scores(scores, len(top)), report
 
 
 def unpacked_scores(raw: Any, expected: int) -> tuple[list[float], list[BestWindow] | None]:

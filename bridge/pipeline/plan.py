@@ -58,6 +58,7 @@ class Plan:
     embed_texts: tuple[str, ...] = ()
     engine: str = "elasticsearch"
     filter_path: tuple[str, ...] = ()
+    added_fields: tuple[str, ...] = ()  # asked for in `fields` for the phases, not the caller
 
 
 def plan_search(
@@ -142,6 +143,7 @@ def plan_search(
             engine_body.pop("_source", None)
         else:
             engine_body["_source"] = engine_filter.to_request()
+    added = _ask_for_vectors(engine_body, config.vector_fields)
 
     return Plan(
         config=config,
@@ -157,7 +159,24 @@ def plan_search(
         embed_texts=embed,
         engine=engine,
         filter_path=parse_filter_path(caller_params.get("filter_path")),
+        added_fields=added,
     )
+
+
+def _ask_for_vectors(body: dict[str, Any], names: Sequence[str]) -> tuple[str, ...]:
+    """Ask for the phases' stored vector fields in the body's ``fields`` (Elasticsearch 9
+    leaves vectors out of ``_source`` by default; ``fields`` returns them on both engines);
+    the names the caller did not ask for, to take out of the answer."""
+    if not names:
+        return ()
+    current = body.get("fields")
+    listed = list(current) if isinstance(current, (list, tuple)) else []
+    asked = {f if isinstance(f, str) else f.get("field") for f in listed if isinstance(f, dict)}
+    asked.update(f for f in listed if isinstance(f, str))
+    added = tuple(name for name in names if name not in asked)
+    if added:
+        body["fields"] = [*listed, *added]
+    return added
 
 
 def unsupported_reason(body: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:

@@ -19,16 +19,25 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.chunking import ChunkedScores, ChunkingConfig, aggregate
 from bridge.config import RerankConfig
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, UpstreamError
 from bridge.pipeline.answer import Outcome
-from bridge.pipeline.flow import Embed, Flow, Score, Search, SearchRequest, arun_flow, rerank_flow
+from bridge.pipeline.flow import (
+    CheckVectors,
+    Embed,
+    Flow,
+    Score,
+    Search,
+    SearchRequest,
+    arun_flow,
+    rerank_flow,
+)
 from bridge.pipeline.plan import plan_search
 from bridge.proxy.http_io import (
     BodyTooLargeError,
@@ -41,6 +50,7 @@ from bridge.proxy.microbatch import MicroBatcher
 from bridge.proxy.policy import Bucket, Intent, Resolution, decide
 from bridge.proxy.state import Proxy
 from bridge.proxy.upstream import UpstreamResponse, end_to_end
+from bridge.vectors.checks import VectorChecks, Verdicts, mappings_of
 
 RERANK_PARAM = "rerank"
 _TRUE = ("", "true")
@@ -48,6 +58,8 @@ _FALSE = ("false",)
 # headers that describe the client's body or encoding, which the proxy rewrites on rerank routes
 _BODY_HEADERS = ("content-length", "content-encoding", "accept-encoding")
 _ANSWER_DROP = ("content-length", "content-encoding")
+# what the proxy's own GET of an index mapping (CheckVectors) does not forward
+_DROP = (*_BODY_HEADERS, "content-type")
 _GZIP_MIN_BYTES = 1024
 
 
@@ -115,6 +127,15 @@ class ModelDoor:
 
     def __init__(self, proxy: Proxy) -> None:
         self.models = proxy.models
+        self.proxy = proxy
+        self._vector_checks: VectorChecks | None = None
+
+    @property
+    def vector_checks(self) -> VectorChecks:
+        """Which model wrote an index's stored vectors: verdicts shared by every request."""
+        if self._vector_checks is None:
+            self._vector_checks = VectorChecks(cache_dir=self.proxy.settings.scorer.cache_dir)
+        return self._vector_checks
 
     async def embed(self, effect: Embed) -> Any:
         scorer = await self.models.scorer(effect.model)
@@ -140,6 +161,35 @@ class ModelDoor:
         found = await asyncio.to_thread(scorer.windows, effect.query, effect.passages, chunking)
         scores = await batcher.score([(effect.query, w.text) for w in found.windows])
         return aggregate(found.windows, scores, found.totals, chunking.aggregate)
+
+
+class RequestDoor:
+    """One request's door: the shared ``ModelDoor`` for model effects, plus ``CheckVectors``,
+    which reads index mappings upstream with the caller's own credentials (verdicts cached on
+    the shared door)."""
+
+    def __init__(self, models: ModelDoor, proxy: Proxy, headers: Any) -> None:
+        self.models = models
+        self.proxy = proxy
+        self.headers = headers
+
+    async def embed(self, effect: Embed) -> Any:
+        return await self.models.embed(effect)
+
+    async def score(self, effect: Score) -> list[float] | ChunkedScores:
+        return await self.models.score(effect)
+
+    async def check_vectors(self, effect: CheckVectors) -> Verdicts:
+        return await self.models.vector_checks.acheck(effect, self.read_mappings, asyncio.to_thread)
+
+    async def read_mappings(self, indices: Sequence[str]) -> Mapping[str, Any]:
+        path = "/" + ",".join(quote(i, safe="") for i in indices) + "/_mapping"
+        answer = await self.proxy.upstream.send(
+            "GET", path.encode(), b"", self.headers, None, stream=False
+        )
+        if answer.status_code != 200:
+            raise UpstreamError(f"GET {path} answered {answer.status_code}")
+        return mappings_of(json.loads(answer.content))
 
 
 class SearchRoutes:
@@ -447,7 +497,8 @@ class SearchRoutes:
         ready = [(i, sub) for i, sub in enumerate(subs) if sub is not None and _is_ok(answers[i])]
         for i, sub in ready:
             sub.flow.send(answers[i])
-        await asyncio.gather(*(arun_flow(sub.flow, self.door) for _, sub in ready))
+        door = RequestDoor(self.door, self.proxy, self.proxy.forward_headers(request, drop=_DROP))
+        await asyncio.gather(*(arun_flow(sub.flow, door) for _, sub in ready))
         for i, sub in ready:
             answers[i] = sub.flow.done().answer
         statuses = {self.record(sub) for sub in active}

@@ -1,0 +1,300 @@
+"""Stored vectors on real Elasticsearch and OpenSearch nodes: ``rerank-bridge embed`` writes a
+bi-encoder's vectors (and its fingerprint in ``_meta``), and a phase with ``vector_field`` scores
+from them through every door (sync and async wrappers, proxy ``_search`` and ``_msearch``),
+giving the scores embedding the same titles gives; vectors of another model (per ``_meta``),
+of another dimension or missing are embedded instead, and ``explain`` says how many were which.
+
+The bi-encoder is the real all-MiniLM-L6-v2 ONNX model; ``Counting`` wraps it only to count the
+texts the phase embeds (the proof that stored vectors were read, not recomputed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from elasticsearch import AsyncElasticsearch, Elasticsearch
+from opensearchpy import AsyncOpenSearch, OpenSearch
+
+from bridge.cli import main as cli
+from bridge.models.resolver import resolve_model
+from bridge.scoring import load_scorer
+from bridge.search import AsyncRerankingSearch, RerankingSearch
+from bridge.vectors import META_KEY, model_fingerprint
+from tests.proxy.conftest import StartProxy
+from tests.proxy.test_rerank_routes import QUERY, TITLES
+
+pytestmark = pytest.mark.integration
+
+BODY = {"query": QUERY, "size": 5}
+FIELD = "title_vector"
+
+
+class Counting:
+    """The real bi-encoder, counting the texts it is asked to embed."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.max_length = real.max_length
+        self.cache = None
+        self.embedded: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        self.embedded.extend(texts)
+        return self.real.embed(texts)
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        return list(self.real.score(query, passages))
+
+
+class Models:
+    """One counting bi-encoder for the wrappers (``get``) and the proxy's pool (``__call__``)."""
+
+    def __init__(self, bi: Path) -> None:
+        self.path = str(bi)
+        self.bi = Counting(load_scorer(bi, embedding_cache_bytes=0))
+
+    def get(self, model: str, *, max_length: int | None = None) -> Any:
+        return self.bi
+
+    def __call__(self, model: str, max_length: int | None) -> Any:
+        return self.bi
+
+
+@pytest.fixture(params=["elasticsearch", "opensearch"])
+def engine(request: pytest.FixtureRequest) -> tuple[str, str]:
+    fixture = "es_upstream" if request.param == "elasticsearch" else "os_upstream"
+    return request.param, str(request.getfixturevalue(fixture))
+
+
+def make_index(url: str, *, dynamic_vectors: list[float] | None = None) -> str:
+    """TITLES in a new index; with ``dynamic_vectors`` each doc also gets that list in FIELD."""
+    index = f"stored-vectors-{uuid.uuid4().hex[:8]}"
+    mapping = {"mappings": {"properties": {"title": {"type": "text"}}}}
+    assert httpx.put(f"{url}/{index}", json=mapping).status_code == 200
+    lines = []
+    for i, title in enumerate(TITLES):
+        doc: dict[str, Any] = {"title": title}
+        if dynamic_vectors is not None:
+            doc[FIELD] = dynamic_vectors
+        lines += [json.dumps({"index": {"_id": str(i)}}), json.dumps(doc)]
+    bulk = httpx.post(
+        f"{url}/{index}/_bulk?refresh=true",
+        content="\n".join(lines) + "\n",
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert not bulk.json()["errors"]
+    return index
+
+
+@pytest.fixture
+def embedded_index(engine: tuple[str, str], bi_encoder_dir: Path) -> Iterator[str]:
+    """An index whose titles' vectors ``rerank-bridge embed`` wrote."""
+    _, url = engine
+    index = make_index(url)
+    argv = ["embed", "--engine", url, "--index", index, "--model", str(bi_encoder_dir), "--quiet"]
+    assert cli(argv) == 0
+    yield index
+    httpx.delete(f"{url}/{index}")
+
+
+def section(models: Models, vector_field: str | None = FIELD) -> dict[str, Any]:
+    phase: dict[str, Any] = {"model": models.path, "window_size": 5}
+    if vector_field is not None:
+        phase["vector_field"] = vector_field
+    return {"phases": [phase], "fields": ["title"], "explain": True, "timeout_ms": None}
+
+
+def search_sync(engine: tuple[str, str], index: str, models: Models, rerank: Any) -> Any:
+    kind, url = engine
+    client = Elasticsearch(url) if kind == "elasticsearch" else OpenSearch(url)
+    with client, RerankingSearch(client, scorers=models) as door:
+        answer = door.search(index=index, body=BODY, rerank=rerank)
+    return getattr(answer, "body", answer)
+
+
+def through_doors(
+    engine: tuple[str, str], index: str, models: Models, start_proxy: StartProxy, rerank: Any
+) -> dict[str, Any]:
+    """The same search through every door: door name -> (answer, texts the door embedded)."""
+    kind, url = engine
+    found: dict[str, Any] = {}
+    models.bi.embedded.clear()
+    found["sync"] = (search_sync(engine, index, models, rerank), list(models.bi.embedded))
+
+    async def through_async() -> Any:
+        client = AsyncElasticsearch(url) if kind == "elasticsearch" else AsyncOpenSearch(url)
+        async with client:
+            door = AsyncRerankingSearch(client, scorers=models)
+            answer = await door.search(index=index, body=BODY, rerank=rerank)
+            await door.close()
+            return getattr(answer, "body", answer)
+
+    models.bi.embedded.clear()
+    found["async"] = (asyncio.run(through_async()), list(models.bi.embedded))
+    proxy = start_proxy(
+        url, loader=models, scorer={"allowed_models": [models.path, "all-MiniLM-L6-v2"]}
+    )
+    models.bi.embedded.clear()
+    search = httpx.post(f"{proxy.url}/{index}/_search", json={**BODY, "rerank": rerank}, timeout=60)
+    found["proxy _search"] = (search.json(), list(models.bi.embedded))
+    models.bi.embedded.clear()
+    lines = [{"index": index}, {**BODY, "rerank": rerank}]
+    multi = httpx.post(
+        f"{proxy.url}/_msearch",
+        content="\n".join(json.dumps(line) for line in lines) + "\n",
+        headers={"Content-Type": "application/x-ndjson"},
+        timeout=60,
+    ).json()
+    assert "responses" in multi, multi
+    found["proxy _msearch"] = (multi["responses"][0], list(models.bi.embedded))
+    return found
+
+
+def model_scores(answer: dict[str, Any]) -> dict[str, float]:
+    return {h["_id"]: h["_rerank"]["model_score"] for h in answer["hits"]["hits"]}
+
+
+def vectors_report(answer: dict[str, Any]) -> dict[str, Any]:
+    report: dict[str, Any] = answer["rerank"]["phases"][0]["vectors"]
+    return report
+
+
+@pytest.fixture
+def models(bi_encoder_dir: Path) -> Models:
+    return Models(bi_encoder_dir)
+
+
+def test_embed_writes_the_models_vectors_and_fingerprint(
+    engine: tuple[str, str], embedded_index: str, bi_encoder_dir: Path
+) -> None:
+    kind, url = engine
+    mapping = httpx.get(f"{url}/{embedded_index}/_mapping").json()[embedded_index]["mappings"]
+    vector_type = {"elasticsearch": "dense_vector", "opensearch": "knn_vector"}[kind]
+    assert mapping["properties"][FIELD]["type"] == vector_type
+    meta = mapping["_meta"][META_KEY][FIELD]
+    assert meta["fingerprint"] == model_fingerprint(resolve_model(str(bi_encoder_dir)))
+    assert (meta["dims"], meta["from_field"], meta["model"]) == (384, "title", "all-MiniLM-L6-v2")
+    body = {"size": 100, "fields": [FIELD], "_source": ["title"]}
+    hits = httpx.post(f"{url}/{embedded_index}/_search", json=body).json()["hits"]["hits"]
+    assert len(hits) == len(TITLES)
+    stored = np.array([h["fields"][FIELD] for h in hits], dtype=np.float32)
+    fresh = load_scorer(bi_encoder_dir).embed([h["_source"]["title"] for h in hits])
+    np.testing.assert_allclose(stored, fresh, atol=1e-6)
+
+
+def test_a_phase_scores_from_the_stored_vectors_through_every_door(
+    engine: tuple[str, str], embedded_index: str, models: Models, start_proxy: StartProxy
+) -> None:
+    reference = search_sync(engine, embedded_index, models, section(models, vector_field=None))
+    answers = through_doors(engine, embedded_index, models, start_proxy, section(models))
+    for door, (answer, embedded) in answers.items():
+        assert (door, answer["rerank"]["status"]) == (door, "ok")
+        report = vectors_report(answer)
+        assert (door, report["stored"], report["embedded"]) == (door, 5, 0), report
+        assert (door, embedded) == (door, ["drill"])  # only the query was embedded
+        assert [h["_id"] for h in answer["hits"]["hits"]] == [
+            h["_id"] for h in reference["hits"]["hits"]
+        ]
+        mine, theirs = model_scores(answer), model_scores(reference)
+        assert mine.keys() == theirs.keys()
+        for hit_id, score in mine.items():
+            assert score == pytest.approx(theirs[hit_id], abs=1e-5), (door, hit_id)
+        # the vectors the phase asked for do not reach the caller
+        assert all("fields" not in hit for hit in answer["hits"]["hits"]), door
+
+
+def test_vectors_of_another_model_are_embedded_again_with_a_warning(
+    engine: tuple[str, str], embedded_index: str, models: Models, start_proxy: StartProxy
+) -> None:
+    _, url = engine
+    mapping = httpx.get(f"{url}/{embedded_index}/_mapping").json()[embedded_index]["mappings"]
+    meta = mapping["_meta"]
+    meta[META_KEY][FIELD]["fingerprint"] = "sha256:" + "0" * 64
+    meta[META_KEY][FIELD]["model"] = "some-other-model"
+    assert httpx.put(f"{url}/{embedded_index}/_mapping", json={"_meta": meta}).status_code == 200
+    reference = search_sync(engine, embedded_index, models, section(models, vector_field=None))
+    for door, (answer, embedded) in through_doors(
+        engine, embedded_index, models, start_proxy, section(models)
+    ).items():
+        report = vectors_report(answer)
+        assert (door, report["stored"], report["embedded"], report["other_model"]) == (
+            door,
+            0,
+            5,
+            5,
+        )
+        assert "some-other-model" in report["warnings"][0]
+        assert (door, len(embedded)) == (door, 6)  # the query and the five titles
+        for hit_id, score in model_scores(answer).items():
+            assert score == pytest.approx(model_scores(reference)[hit_id], abs=1e-5)
+
+
+def test_a_missing_vector_field_is_embedded(
+    engine: tuple[str, str], embedded_index: str, models: Models
+) -> None:
+    reference = search_sync(engine, embedded_index, models, section(models, vector_field=None))
+    answer = search_sync(
+        engine, embedded_index, models, section(models, vector_field="no_such_vector")
+    )
+    report = vectors_report(answer)
+    assert (report["stored"], report["embedded"], report["missing"]) == (0, 5, 5)
+    assert model_scores(answer) == pytest.approx(model_scores(reference), abs=1e-5)
+
+
+def test_vectors_of_another_dimension_are_embedded_with_a_warning(
+    engine: tuple[str, str], models: Models
+) -> None:
+    _, url = engine
+    index = make_index(url, dynamic_vectors=[0.1, 0.2, 0.3])
+    try:
+        reference = search_sync(engine, index, models, section(models, vector_field=None))
+        answer = search_sync(engine, index, models, section(models))
+    finally:
+        httpx.delete(f"{url}/{index}")
+    report = vectors_report(answer)
+    assert (report["stored"], report["embedded"], report["wrong_dimension"]) == (0, 5, 5)
+    assert "384 dimensions" in report["warnings"][0]
+    assert model_scores(answer) == pytest.approx(model_scores(reference), abs=1e-5)
+
+
+def test_embed_refuses_bad_input_in_one_line(
+    engine: tuple[str, str],
+    embedded_index: str,
+    bi_encoder_dir: Path,
+    nano_cross_encoder_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, url = engine
+    base = ["embed", "--engine", url, "--quiet"]
+    cases = {
+        "not a bi-encoder": [
+            *base,
+            *("--index", embedded_index, "--model", str(nano_cross_encoder_dir)),
+        ],
+        "index 'no-such-index-w18' not found": [
+            *base,
+            *("--index", "no-such-index-w18", "--model", str(bi_encoder_dir)),
+        ],
+        "mapped as 'text', not a vector": [
+            *base,
+            *("--index", embedded_index, "--model", str(bi_encoder_dir)),
+            *("--field", "title", "--into", "title_copy"),
+        ],
+    }
+    httpx.put(
+        f"{url}/{embedded_index}/_mapping", json={"properties": {"title_copy": {"type": "text"}}}
+    )
+    for expected, argv in cases.items():
+        assert cli(argv) == 2, expected
+        err = capsys.readouterr().err.strip()
+        assert expected in err, err
+        assert "\n" not in err, err
+        assert "Traceback" not in err
