@@ -48,8 +48,17 @@ def add_shared_args(parser: argparse.ArgumentParser, *, lr: float, batch_size: i
         "--warmup", type=float, default=0.1, help="fraction of the steps that warm the lr up"
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="forward pass in bf16 autocast or fp32 (weights stay fp32; the ONNX export is "
+        "fp32); auto: bf16 where the CPU has native bf16 (avx512_bf16/amx_bf16), ~1.5x faster",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--eval-queries", type=int, default=300, help="held-out queries to eval")
+    parser.add_argument(
+        "--eval-queries", type=int, default=300, help="held-out queries to eval (0: no eval)"
+    )
     parser.add_argument("--eval-window", type=int, default=50, help="rerank window of that eval")
     parser.add_argument("--int8", action="store_true", help="also write the int8 graph and use it")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
@@ -73,6 +82,7 @@ def shared_options(args: argparse.Namespace, engine: str | None) -> dict[str, An
             head_lr_scale=args.head_lr_scale,
             train_word_embeddings=args.train_word_embeddings,
             threads=args.threads,
+            precision=args.precision,
             progress=not args.no_progress,
         ),
         "eval_queries": args.eval_queries,

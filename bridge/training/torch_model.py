@@ -30,6 +30,9 @@ TOKENIZER_FILES = (
     "special_tokens_map.json",
     "vocab.txt",
 )
+PRECISIONS = ("auto", "bf16", "fp32")
+# CPU flags of native bf16 arithmetic; without them torch emulates bf16, slower than fp32
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,16 @@ class FitSettings:
     train_word_embeddings: bool = False
     threads: int | None = None
     progress: bool = True
+    # Forward pass under bf16 autocast (weights, gradients and optimizer stay fp32): ~1.5x the
+    # pairs/s of fp32 on a CPU with native bf16, same loss curve. "auto": bf16 where the CPU has
+    # it (see cpu_has_bf16), fp32 elsewhere. The exported ONNX graph is fp32 either way.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise TrainingError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.epochs < 1 or self.batch_size < 1 or self.max_length < 8:
             raise TrainingError("--epochs and --batch-size must be >= 1, --max-length >= 8")
         if not 0.0 < self.lr < 1.0:
@@ -68,6 +79,7 @@ class FitLog:
     pairs: int = 0
     seconds: float = 0.0
     losses: list[tuple[int, float]] = field(default_factory=list)  # (pairs seen, mean loss)
+    precision: str = "fp32"  # what the forward pass ran in ("auto" resolved)
 
     @property
     def pairs_per_second(self) -> float:
@@ -90,6 +102,26 @@ def check_base(base: Path) -> None:
     if missing:
         hint = " (no weights)" if "model.safetensors" in missing else ""
         raise TrainingError(f"{base}: base checkpoint lacks {', '.join(missing)}{hint}")
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU does bf16 arithmetic natively (AVX512-BF16 or AMX-BF16 in the flags of
+    ``/proc/cpuinfo``; False where that file is missing, e.g. macOS)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool(BF16_CPU_FLAGS & set(line.partition(":")[2].split()))
+    return False
+
+
+def resolve_precision(requested: str) -> str:
+    """``auto`` -> bf16 on a CPU with native bf16, else fp32; bf16 and fp32 as asked."""
+    if requested == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return requested
 
 
 def seed_everything(seed: int) -> None:
@@ -215,7 +247,8 @@ def fit(
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    log = FitLog()
+    log = FitLog(precision=resolve_precision(settings.precision))
+    bf16 = log.precision == "bf16"
     model.train()
     bar = progress_bar(total_pairs, desc=desc, unit="pair", enabled=settings.progress)
     started = time.perf_counter()
@@ -224,8 +257,9 @@ def fit(
     try:
         for epoch_batches in epochs:
             for pairs, targets in epoch_batches:
-                logits = model(**encoder(pairs)).logits.squeeze(-1)
-                loss = loss_fn(logits, targets)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(**encoder(pairs)).logits.squeeze(-1)
+                loss = loss_fn(logits.float(), targets)  # the loss in fp32
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise TrainingError(f"loss became {value} at step {log.steps}: lower --lr")

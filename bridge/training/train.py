@@ -197,6 +197,7 @@ def _train_in(
             "pairs": log.pairs,
             "seconds": round(log.seconds, 1),
             "pairs_per_second": round(log.pairs_per_second, 1),
+            "precision": log.precision,
             "losses": log.losses,
         },
         "heldout": {k: v for k, v in heldout.items() if k != "report"},
@@ -253,7 +254,9 @@ def _summary(
         ),
         "loss": options.loss.describe(),
         "seed": options.fit.seed,
-        "training time": f"{log.seconds:.0f} s ({log.pairs_per_second:.1f} pairs/s)",
+        "training time": (
+            f"{log.seconds:.0f} s ({log.pairs_per_second:.1f} pairs/s, {log.precision})"
+        ),
     }
 
 
@@ -315,7 +318,7 @@ def evaluate_heldout(
 ) -> dict[str, Any]:
     from bridge.eval.api import write_outputs
 
-    if not split.held_out:
+    if not split.held_out or options.eval_queries <= 0:  # --eval-queries 0: no held-out eval
         return {"queries": 0, "ndcg@10": {}, "report": None}
     qids = eval_queries(
         judgments, split.held_out, split.pinned, options.eval_queries, options.fit.seed
