@@ -15,7 +15,11 @@ drifting machine load hits all of them:
   traffic reaches: each product is embedded once, like stored kNN vectors; the time is printed as
   ``catalogue_embed_s``), so a query costs one query embedding plus the cross-encoder at 20;
 - ``cascade-cold`` (``--cold``): the same with the first phase's embedding cache off: every
-  product embedded again for every query.
+  product embedded again for every query;
+- ``cascade-stored`` (``--vector-field FIELD``, with ``--index`` naming an index that holds the
+  catalogue's vectors, written beforehand by ``rerank-bridge embed``): the first phase reads each
+  hit's stored vector (``"vector_field": FIELD``) and embeds only the query, its embedding cache
+  off; the run checks that every reranked hit came with a stored vector.
 
 Time per query: ``rerank_ms`` is the flow's own ``explain`` timing (passages + every phase's
 scoring, ``timings_ms.total``); ``search_ms`` is the wall time of the whole wrapper call (engine
@@ -25,11 +29,19 @@ Prints JSON lines; needs ../shared and a node:
     export RERANK_BRIDGE_TEST_ES_URL=http://127.0.0.1:9200
     .venv/bin/python benchmarks/cascade.py --first-fusion linear
     .venv/bin/python benchmarks/cascade.py --first-fusion linear --cold-only
+    .venv/bin/rerank-bridge embed --engine $RERANK_BRIDGE_TEST_ES_URL --index hd-vectors \
+        --field title --into title_vector --model .cache/models/all-MiniLM-L6-v2
+    .venv/bin/python benchmarks/cascade.py --first-fusion linear --index hd-vectors \
+        --vector-field title_vector --stored-only --cold
+
+(``--index``: an index already holding the sample's corpus, e.g. made once by
+``bridge.eval.corpus_index.load_corpus``; without it a temporary index is made and deleted.)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -83,6 +95,16 @@ def main() -> int:
     parser.add_argument(
         "--first-fusion", default="replace", help="the first phase's fusion method (e.g. linear)"
     )
+    parser.add_argument("--index", help="search this existing index (the corpus, loaded before)")
+    parser.add_argument(
+        "--vector-field", help="also run cascade-stored: the first phase reads this vector field"
+    )
+    parser.add_argument(
+        "--stored-only",
+        action="store_true",
+        help="no warm-cache cascade (no catalogue embedding): bm25, the cross-encoder alone, "
+        "cascade-stored (and cascade-cold with --cold)",
+    )
     args = parser.parse_args()
     if not args.upstream:
         parser.error("give --upstream URL or set RERANK_BRIDGE_TEST_ES_URL (a running node)")
@@ -111,8 +133,19 @@ def main() -> int:
             {**common, "model": args.model, "window_size": args.alone_window},
         ),
     }
-    if not args.cold_only:
+    if not (args.cold_only or args.stored_only):
         systems["cascade"] = (RerankingSearch(client, scorers=Scorers()), cascade)
+    if args.vector_field:
+        first_phase: dict[str, Any] = {
+            "model": args.first,
+            "window_size": args.first_window,
+            "fusion": args.first_fusion,
+            "vector_field": args.vector_field,
+        }
+        second_phase = {"model": args.model, "window_size": args.second_window}
+        stored = {**common, "phases": [first_phase, second_phase]}
+        door = RerankingSearch(client, scorers=Scorers(embedding_cache_bytes=0))
+        systems["cascade-stored"] = (door, stored)
     if args.cold or args.cold_only:
         cold = RerankingSearch(client, scorers=Scorers(embedding_cache_bytes=0))
         systems["cascade-cold"] = (cold, cascade)
@@ -122,6 +155,8 @@ def main() -> int:
         queries=len(dataset.queries),
         model=args.model,
         first=args.first,
+        index=args.index or "temporary",
+        vector_field=args.vector_field,
         windows={"first": args.first_window, "second": args.second_window},
         first_fusion=args.first_fusion,
         alone_window=args.alone_window,
@@ -130,8 +165,16 @@ def main() -> int:
     runs: dict[str, dict[str, list[str]]] = {name: {} for name in systems}
     rerank_ms: dict[str, list[float]] = {name: [] for name in systems}
     search_ms: dict[str, list[float]] = {name: [] for name in systems}
-    with temporary_index(client, dataset, progress=False) as index:
+    vector_counts = {"stored": 0, "embedded": 0}
+    in_index = (
+        contextlib.nullcontext(args.index)
+        if args.index
+        else temporary_index(client, dataset, progress=False)
+    )
+    with in_index as index:
         client.indices.refresh(index=index)
+        if args.index and client.count(index=index)["count"] != len(dataset.corpus):
+            raise SystemExit(f"{index} does not hold the {len(dataset.corpus)} corpus documents")
 
         def search(name: str, text: str) -> tuple[list[str], dict[str, Any], float]:
             door, section = systems[name]
@@ -175,8 +218,15 @@ def main() -> int:
                 if systems[name][1] is not None and summary.get("status") not in ("ok", "empty"):
                     raise SystemExit(f"{name} did not rerank {text!r}: {summary}")
                 runs[name][qid] = ids
+                for phase in summary.get("phases", []):
+                    for key in vector_counts:
+                        vector_counts[key] += phase.get("vectors", {}).get(key, 0)
                 search_ms[name].append(took)
                 rerank_ms[name].append(float(summary.get("timings_ms", {}).get("total", 0.0)))
+    if args.vector_field:
+        emit(cascade_stored_vectors=vector_counts)
+        if vector_counts["embedded"]:
+            raise SystemExit(f"cascade-stored embedded {vector_counts['embedded']} hits")
     figures: dict[str, dict[str, Any]] = {}
     for name in systems:
         ndcg = evaluate(dataset.qrels, runs[name]).mean["ndcg@10"]
