@@ -190,6 +190,29 @@ def test_embed_writes_the_models_vectors_and_fingerprint(
     np.testing.assert_allclose(stored, fresh, atol=1e-6)
 
 
+def test_embed_maps_an_hnsw_field_on_an_opensearch_knn_index(
+    os_upstream: str, bi_encoder_dir: Path
+) -> None:
+    index = f"stored-vectors-knn-{uuid.uuid4().hex[:8]}"
+    body = {
+        "settings": {"index.knn": True},
+        "mappings": {"properties": {"title": {"type": "text"}}},
+    }
+    assert httpx.put(f"{os_upstream}/{index}", json=body).status_code == 200
+    try:
+        httpx.post(f"{os_upstream}/{index}/_doc?refresh=true", json={"title": TITLES[0]})
+        argv = ["embed", "--engine", os_upstream, "--index", index, "--quiet"]
+        assert cli([*argv, "--model", str(bi_encoder_dir)]) == 0
+        mapping = httpx.get(f"{os_upstream}/{index}/_mapping").json()[index]["mappings"]
+        assert mapping["properties"][FIELD]["method"]["name"] == "hnsw"
+        query_vector = load_scorer(bi_encoder_dir).embed([TITLES[0]])[0].tolist()
+        knn = {"knn": {FIELD: {"vector": query_vector, "k": 1}}}
+        hits = httpx.post(f"{os_upstream}/{index}/_search", json={"query": knn}).json()
+        assert hits["hits"]["hits"][0]["_score"] == pytest.approx(1.0, abs=1e-4)
+    finally:
+        httpx.delete(f"{os_upstream}/{index}")
+
+
 def test_a_phase_scores_from_the_stored_vectors_through_every_door(
     engine: tuple[str, str], embedded_index: str, models: Models, start_proxy: StartProxy
 ) -> None:

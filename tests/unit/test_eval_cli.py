@@ -82,3 +82,18 @@ def test_a_cascade_model_spec_reads_as_phases() -> None:
     assert [(p.model, p.window_size) for p in shorthand] == [("bi", 100), ("/models/ce", 20)]
     assert [p.fusion and p.fusion.method for p in as_json] == ["linear", None]
     assert model_spec("plain-model") == "plain-model"
+
+
+def test_a_cascade_phase_names_its_stored_vector_field_in_the_rerank_section() -> None:
+    from bridge.cli.eval import model_spec
+    from bridge.config import RerankConfig
+
+    phases = model_spec(
+        '[{"model": "bi", "window_size": 100, "vector_field": "title_vector"},'
+        ' {"model": "ce", "window_size": 20}]'
+    )
+    assert not isinstance(phases, str)
+    assert [p.vector_field for p in phases] == ["title_vector", None]
+    # what the eval sends as the rerank section (phase.to_dict) keeps the field
+    section = {"phases": [p.to_dict() for p in phases]}
+    assert RerankConfig.from_value(section).vector_fields == ("title_vector",)

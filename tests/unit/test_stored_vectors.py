@@ -6,6 +6,7 @@ Plus the config field and the cached ``_meta`` verdicts a door gives."""
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -192,3 +193,20 @@ def test_meta_verdicts_are_cached_per_index_field_and_model() -> None:
     checks.check(effect, read)
     assert reads == [["a", "b"], ["a", "b"]]  # stale after the TTL
     assert verdict(meta("sha256:new"), "v", "sha256:new") is None
+
+
+def test_vectors_that_come_in_after_the_budget_leave_the_engine_order() -> None:
+    section = {
+        "phases": [{"model": "bi", "window_size": 4, "vector_field": "title_vector"}],
+        "fields": ["title"],
+        "explain": True,
+        "timeout_ms": 1,
+    }
+    flow = Flow(rerank_flow(SearchRequest(BODY, RerankConfig.from_value(section))))
+    flow.send(engine_answer(VECTORS))
+    flow.send({})
+    time.sleep(0.01)  # the embedding took longer than timeout_ms
+    flow.send([[1.0, 0.0], [0.0, 1.0]])
+    answer = flow.done().answer
+    assert answer["rerank"]["status"] == "timeout"
+    assert [h["_id"] for h in answer["hits"]["hits"]] == ["0", "1", "2", "3"]
