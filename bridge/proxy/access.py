@@ -37,14 +37,66 @@ _LINE = json.JSONEncoder(separators=(",", ":"))
 _SERIES_CACHED = 1024  # (route, method, status) label sets kept resolved
 
 
+class AccessLog:
+    """The access line and the request metrics of one answered request; shared by the ASGI
+    middleware below and the relay in the server protocol (bridge.proxy.relay)."""
+
+    def __init__(self, metrics: ProxyMetrics, named_paths: frozenset[str] = frozenset()) -> None:
+        self.metrics = metrics
+        self.named_paths = named_paths
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # label set -> children
+
+    def done(
+        self, scope: Scope, status: int, sent: int, elapsed: float, rerank: dict[str, str]
+    ) -> None:
+        """Count the request and write its line (when the logger takes INFO)."""
+        self.count(scope, status, elapsed)
+        if access_logger.isEnabledFor(logging.INFO):
+            record = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "bytes": sent,
+                "ms": round(elapsed * 1000, 2),
+                "client": (scope.get("client") or ("", 0))[0],
+                **rerank,
+            }
+            # Logger.info without its caller lookup (a walk up the stack per request)
+            access_logger.handle(
+                access_logger.makeRecord(
+                    access_logger.name,
+                    logging.INFO,
+                    __file__,
+                    0,
+                    _LINE.encode(record),
+                    (),
+                    None,
+                )
+            )
+
+    def count(self, scope: Scope, status: int, elapsed: float) -> None:
+        """The request in the metrics; each label set is resolved once."""
+        route = route_label(scope, self.named_paths)
+        key = (route, scope["method"], status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                self.metrics.requests.labels(route, scope["method"], str(status)),
+                self.metrics.request_seconds.labels(route),
+            )
+            if len(self._series) >= _SERIES_CACHED:
+                self._series.clear()
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(elapsed)
+
+
 class AccessMiddleware:
     def __init__(
         self, app: ASGIApp, *, metrics: ProxyMetrics, named_paths: frozenset[str] = frozenset()
     ) -> None:
         self.app = app
-        self.metrics = metrics
-        self.named_paths = named_paths
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # label set -> children
+        self.log = AccessLog(metrics, named_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,43 +127,4 @@ class AccessMiddleware:
                 response = error_response(500, "rerank_bridge_exception", "internal proxy error")
                 await response(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - started
-            self.count(scope, status, elapsed)
-            if access_logger.isEnabledFor(logging.INFO):
-                record = {
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "bytes": sent,
-                    "ms": round(elapsed * 1000, 2),
-                    "client": (scope.get("client") or ("", 0))[0],
-                    **rerank,
-                }
-                # Logger.info without its caller lookup (a walk up the stack per request)
-                access_logger.handle(
-                    access_logger.makeRecord(
-                        access_logger.name,
-                        logging.INFO,
-                        __file__,
-                        0,
-                        _LINE.encode(record),
-                        (),
-                        None,
-                    )
-                )
-
-    def count(self, scope: Scope, status: int, elapsed: float) -> None:
-        """The request in the metrics; each label set is resolved once."""
-        route = route_label(scope, self.named_paths)
-        key = (route, scope["method"], status)
-        series = self._series.get(key)
-        if series is None:
-            series = (
-                self.metrics.requests.labels(route, scope["method"], str(status)),
-                self.metrics.request_seconds.labels(route),
-            )
-            if len(self._series) >= _SERIES_CACHED:
-                self._series.clear()
-            self._series[key] = series
-        series[0].inc()
-        series[1].observe(elapsed)
+            self.log.done(scope, status, sent, time.perf_counter() - started, rerank)

@@ -32,6 +32,7 @@ from bridge.proxy.http_io import BodyTooLargeError
 from bridge.proxy.model_api import MODEL_API_PATHS, model_api_routes
 from bridge.proxy.model_pool import Loader
 from bridge.proxy.ops_routes import OperationRoutes
+from bridge.proxy.relay import Relay
 from bridge.proxy.reload import SettingsReloader
 from bridge.proxy.search_routes import SearchRoutes
 from bridge.proxy.settings import (
@@ -151,6 +152,8 @@ def create_app(
         middleware.append(Middleware(ThinHop, proxy=proxy, own_paths=MODEL_API_PATHS))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan(proxy))
     app.state.proxy = proxy
+    if settings.upstream is not None:  # plain reads relayed by the server protocol itself
+        app.state.relay = Relay(proxy, own_paths=MODEL_API_PATHS)
     return app
 
 

@@ -32,6 +32,16 @@ class Drain:
         self.started = True
 
 
+class InFlight:
+    """Requests the server protocol relays itself (bridge.proxy.relay): no asyncio task of
+    uvicorn's counts them, so the linger below asks here too."""
+
+    def __init__(self) -> None:
+        self.running = 0
+
+
+RELAYS = InFlight()
+
 # SIGTERM is per process, so is draining: `serve` workers share this one (tests make their own)
 PROCESS_DRAIN = Drain()
 
@@ -96,7 +106,7 @@ class DrainingServer(uvicorn.Server):
                 self._requests = self.server_state.total_requests
                 self._quiet_since = now
             lingered = now - self._began
-            idle = not self.server_state.tasks  # no request in flight
+            idle = not self.server_state.tasks and not RELAYS.running  # none in flight
             quiet = idle and now - self._quiet_since >= self.QUIET_S
             if lingered >= self.max_linger_s or (lingered >= self.linger_s and quiet):
                 self._began = None
@@ -104,4 +114,4 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-__all__ = ["PROCESS_DRAIN", "Drain", "DrainMiddleware", "DrainingServer"]
+__all__ = ["PROCESS_DRAIN", "RELAYS", "Drain", "DrainMiddleware", "DrainingServer", "InFlight"]

@@ -366,6 +366,21 @@ class H1Pool:
 
     # -- connections ----------------------------------------------------------------------------
 
+    def take_idle(self) -> _Connection | None:
+        """An open keep-alive connection, without waiting (None when none is idle): the
+        server protocol's relay (bridge.proxy.relay) drives it by callbacks, then releases it."""
+        if self._closed:
+            return None
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.closed or now - conn.idle_since > self.keepalive_expiry:
+                conn.close()
+                self._count_off(conn)
+                continue
+            return conn
+        return None
+
     async def _acquire(
         self, pool_timeout: float | None, connect_timeout: float | None
     ) -> _Connection:
@@ -472,4 +487,6 @@ class H1Pool:
             self._count_off(conn)
 
 
-__all__ = ["H1Pool", "H1Response"]
+__all__ = ["Exchange", "H1Pool", "H1Response"]
+
+Exchange = _Exchange  # the parser callbacks of one answer, for the relay to extend

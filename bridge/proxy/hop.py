@@ -36,6 +36,7 @@ from bridge.proxy.http_io import (
     relay,
     rerank_headers,
 )
+from bridge.proxy.relay import RELAY_KEY, Handover
 from bridge.proxy.state import Proxy
 from bridge.proxy.upstream import Headers, RequestContent, forward_request_headers
 from bridge.proxy.upstream_nodes import is_read
@@ -86,6 +87,7 @@ class ThinHop:
             length = self.declared_length(headers)
             method: str = scope["method"]
             raw_path = scope.get("raw_path") or scope["path"].encode()
+            why = relayed(scope)
             content: RequestContent
             if is_read(method, raw_path):  # a read's small body is kept to resend it elsewhere
                 content = await read_body(receive, limit) or None
@@ -98,6 +100,8 @@ class ThinHop:
                 self.forward_headers(headers),
                 content,
                 stream=True,
+                tried=why.tried,
+                node=why.node,
             )
         except (BodyTooLargeError, BridgeError) as exc:
             await self.error(exc, scope, receive, send, None)
@@ -134,6 +138,7 @@ class ThinHop:
             await self.app(scope, replay(raw, receive), send)
             return
         try:
+            why = relayed(scope)
             answer = await self.proxy.upstream.send(
                 scope["method"],
                 scope.get("raw_path") or scope["path"].encode(),
@@ -141,6 +146,8 @@ class ThinHop:
                 self.forward_headers(headers),
                 raw or None,
                 stream=True,
+                tried=why.tried,
+                node=why.node,
             )
         except BridgeError as exc:
             await self.error(exc, scope, receive, send, started)
@@ -181,6 +188,20 @@ class ThinHop:
                 {"X-Rerank-Status": "skipped", "X-Rerank-Model": "none", "X-Rerank-Took": took}
             )
         await response(scope, receive, send)
+
+
+def relayed(scope: Scope) -> Handover:
+    """What the server protocol's relay did already (bridge.proxy.relay): attempts made, the
+    node it picked; raises the error it ended with when that is the one to answer."""
+    why: Handover | None = scope.get(RELAY_KEY)
+    if why is None:
+        return _NOT_RELAYED
+    if why.error is not None:
+        raise why.error
+    return why
+
+
+_NOT_RELAYED = Handover()
 
 
 async def _received(

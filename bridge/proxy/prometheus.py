@@ -68,6 +68,10 @@ class ProxyMetrics:
             "Missing pairs another search was already having scored (waited for, not rescored)",
             "model",
         )
+        self.relayed = self._counter(
+            "relayed_requests",
+            "Pass-through reads relayed by the server protocol itself (no ASGI cycle)",
+        )
         self.upstream_errors = self._counter(
             "upstream_errors", "Upstream exchanges that failed (unreachable or timed out)", "kind"
         )

@@ -7,6 +7,11 @@ goes out in the same one. Nothing else changes: the head is never held for a `HE
 body write follows it), and a response the app starts but never finishes still sends its head
 before the connection closes.
 
+It also relays plain pass-through reads itself, without an ASGI cycle (bridge.proxy.relay): a
+request whose head allows it waits for its body (no task started), then goes to the app's
+``Relay``; one the relay declines, or hands back after an upstream failure, runs through the app
+as any other. An app without a relay (``app.state.relay``) gets uvicorn's behaviour.
+
 `rerank-bridge serve` runs with ``http=`` this class (bridge.cli.serve); it needs httptools, the
 parser uvicorn would pick anyway.
 """
@@ -16,7 +21,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from bridge.proxy.relay import MAX_BODY, RELAY_KEY, Handover, Relay, relay_of
 
 _JOIN_BYTES = 64 * 1024
 
@@ -64,8 +72,107 @@ class HeadWithBody:
         return getattr(self._transport, name)
 
 
+class RelayedCycle:
+    """One request cycle as the relay sees it (bridge.proxy.relay.Client)."""
+
+    __slots__ = ("body", "cycle", "default_headers", "protocol", "scope")
+
+    def __init__(
+        self, protocol: OneWriteHttpToolsProtocol, cycle: RequestResponseCycle, body: bytes
+    ) -> None:
+        self.protocol = protocol
+        self.cycle = cycle
+        self.scope: dict[str, Any] = cycle.scope  # type: ignore[assignment]
+        self.body = body
+        self.default_headers = cycle.default_headers
+
+    def keep_alive(self) -> bool:
+        return self.cycle.keep_alive
+
+    def gone(self) -> bool:
+        return self.cycle.disconnected or self.protocol.transport.is_closing()
+
+    def write(self, head: bytes, body: bytes) -> None:
+        if len(body) <= _JOIN_BYTES:
+            self.protocol.transport.write(head + body)
+        else:
+            self.protocol.transport.writelines((head, body))
+
+    def finish(self) -> None:
+        """The answer is out: what uvicorn does after a response's last body message."""
+        cycle = self.cycle
+        cycle.response_started = True
+        cycle.response_complete = True
+        cycle.waiting_for_100_continue = False
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            self.protocol.transport.close()
+        cycle.on_response()
+
+    def hand_over(self, why: Handover) -> None:
+        """Run the request through the app after all (its body is still in the cycle)."""
+        self.scope[RELAY_KEY] = why
+        self.protocol.run_app(self.cycle)
+
+
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol whose response cycles write head and body at once."""
+    """uvicorn's httptools protocol whose response cycles write head and body at once, and
+    which relays plain pass-through reads without an ASGI cycle (bridge.proxy.relay)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn's own access log would miss relayed requests: then everything takes the app
+        self.relay: Relay | None = None if self.access_log else relay_of(self.app)
+        self.pending: RequestResponseCycle | None = None  # a relay candidate awaiting its body
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        relay = self.relay
+        if (
+            relay is None
+            or app is not self.app  # uvicorn's 503 over limit_concurrency
+            or cycle.waiting_for_100_continue
+            or not relay.plain_head(cycle.scope)  # type: ignore[arg-type]
+        ):
+            super()._start_asgi_task(cycle, app)
+        elif not cycle.more_body:  # a pipelined request, in whole already
+            self.relay_or_run(cycle)
+        elif cycle is self.cycle:
+            self.pending = cycle  # decided once the body is in (on_message_complete)
+        else:
+            super()._start_asgi_task(cycle, app)
+
+    def run_app(self, cycle: RequestResponseCycle) -> None:
+        super()._start_asgi_task(cycle, self.app)
+
+    def relay_or_run(self, cycle: RequestResponseCycle) -> None:
+        relay = self.relay
+        assert relay is not None
+        body = bytes(cycle.body)
+        scope: dict[str, Any] = cycle.scope  # type: ignore[assignment]
+        if relay.plain_body(scope, body) and relay.start(RelayedCycle(self, cycle, body)):
+            return
+        self.run_app(cycle)
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        pending = self.pending
+        if pending is not None and len(pending.body) > MAX_BODY:
+            self.pending = None  # too large to relay here: the app reads the rest
+            self.run_app(pending)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        pending = self.pending
+        if pending is not None and pending is self.cycle and not pending.more_body:
+            self.pending = None
+            self.relay_or_run(pending)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        pending = self.pending
+        if pending is not None:  # gone before its body was in: the app sees the disconnect
+            self.pending = None
+            self.run_app(pending)
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
@@ -80,4 +187,4 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
             cycle.transport = HeadWithBody(cycle, self.transport)  # type: ignore[assignment]
 
 
-__all__ = ["HeadWithBody", "OneWriteHttpToolsProtocol"]
+__all__ = ["HeadWithBody", "OneWriteHttpToolsProtocol", "RelayedCycle"]

@@ -215,11 +215,17 @@ class Upstream:
         *,
         stream: bool,
         timeout_s: float | None = None,
+        tried: int = 0,
+        node: UpstreamNode | None = None,
     ) -> UpstreamResponse:
         """One exchange, resent to another node only when that is safe (see upstream_nodes).
 
         With ``stream`` the body is left unread (the caller closes it), except for a retryable
         read, which is read in full inside the retry loop so a node dying mid-answer is retried.
+        ``tried``: attempts made already for this request (the server protocol's relay, which
+        hands a failed read over here): they count against ``max_retries``, and the backoff
+        before the next one is waited first; ``node``: the node for the first attempt (the
+        relay picked it, so its round-robin turn is taken).
         """
         read = self.settings.timeout_s if timeout_s is None else timeout_s
         connect = self.settings.connect_timeout_s
@@ -227,8 +233,11 @@ class Upstream:
         replayable = content is None or isinstance(content, bytes)  # else a stream
         retry_reads = replayable and is_read(method, raw_path)
         attempts = 1 + self.settings.max_retries
-        for attempt in range(1, attempts + 1):
-            node = self.nodes.get()
+        if tried:
+            await asyncio.sleep(self.backoff_s(tried))
+        picked = node
+        for attempt in range(tried + 1, attempts + 1):
+            node, picked = picked or self.nodes.get(), None
             last = attempt == attempts
             try:
                 raw = await node.pool.request(
@@ -246,13 +255,13 @@ class Upstream:
                 # any request may go to another node
                 self.nodes.mark_dead(node)
                 if last:
-                    raise self._error(node, exc) from exc
+                    raise self.error(node, exc) from exc
             except (httpcore.TimeoutException, UpstreamTimeout) as exc:
-                raise self._error(node, exc) from exc  # a slow engine: resending doubles its load
+                raise self.error(node, exc) from exc  # a slow engine: resending doubles its load
             except (*_TRANSPORT_ERRORS, UpstreamError) as exc:
                 self.nodes.mark_dead(node)
                 if last or not retry_reads:
-                    raise self._error(node, exc) from exc
+                    raise self.error(node, exc) from exc
             else:
                 if response.status_code not in RETRY_STATUSES:
                     self.nodes.mark_live(node)
@@ -270,13 +279,15 @@ class Upstream:
                 attempt,
                 attempts,
             )
-            await asyncio.sleep(
-                backoff_s(attempt, self.settings.retry_backoff_s, self.settings.max_retry_backoff_s)
-            )
+            await asyncio.sleep(self.backoff_s(attempt))
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
+    def backoff_s(self, attempt: int) -> float:
+        """The wait before the retry that follows attempt number ``attempt``."""
+        return backoff_s(attempt, self.settings.retry_backoff_s, self.settings.max_retry_backoff_s)
+
     @staticmethod
-    def _error(node: UpstreamNode, exc: Exception) -> UpstreamError:
+    def error(node: UpstreamNode, exc: Exception) -> UpstreamError:
         if isinstance(exc, UpstreamError):
             return exc
         if isinstance(exc, httpcore.TimeoutException):

@@ -1,0 +1,375 @@
+"""The pass-through relay inside the server protocol: plain reads without an ASGI cycle.
+
+Most of what a proxy relays is plain reads nobody reranks: `_search` without a `rerank` key,
+`_count`, `_cluster/health`, `GET` of a document. Through the app each costs an asyncio task,
+the middleware stack (drain, access log, API key, the thin hop), ASGI messages and awaits in
+both directions, about 0.7 ms of the proxy's CPU on this project's 2-core host. Here the server
+protocol (bridge.proxy.server_protocol) hands such a request, once its body is in, to
+``Relay.start``: the request goes out on an idle keep-alive connection of the upstream pool
+(bridge.proxy.h1_pool) and the answer, parsed by httptools' callbacks, is written to the client
+in one write when it is complete. No task, no future, no await.
+
+Which requests (``Relay.plain_head`` / ``Relay.plain_body``), all others go the ASGI way:
+
+- `GET` or `POST`, a *read* by the retry rules (bridge.proxy.upstream_nodes.is_read): its answer
+  is read in full before the client sees it anyway (a node failing mid-answer is retried), so
+  writing it whole costs no streaming;
+- a body in one piece of at most ``MAX_BODY`` bytes, with a Content-Length (no chunked request
+  body), no `Content-Encoding`, no `Expect`, no upgrade, no `X-Forwarded-*` (uvicorn's proxy
+  headers middleware rewrites the client address from them), and when proxy auth is on, the
+  right API key (a wrong or missing one gets the app's 401);
+- not the bridge's own or the model routes, not `_msearch`; a `_search` only when the thin hop
+  would relay it unreranked (no `rerank` in the query string or, by the byte scan, the body; no
+  index policy that may rerank or bucket it);
+- the proxy not draining (the app adds `Connection: close` then), uvicorn's own access log off;
+- an idle upstream connection (the first requests, and bursts past the idle ones, go the ASGI
+  way, which opens connections and leaves them idle for the next).
+
+What the client sees is the thin hop's answer, byte for byte: the same forwarded headers
+(hop-by-hop ones, `Host`, `Expect` and the proxy's API key header removed), the engine's
+end-to-end headers plus `X-Rerank-*` on `_search`, chunked framing when the engine sent none,
+`Connection: close` when the connection will close. Each request writes the same access line and
+metrics (bridge.proxy.access.AccessLog) and counts in ``rerank_bridge_relayed_requests_total``.
+
+Failures: anything that goes wrong upstream (connection lost, a 502/503, a search missing the
+shard of a vanished node, a timeout) hands the request, body intact, to the ASGI path, which
+resends it, or answers the error, as the thin hop does: the attempt made here counts against
+``max_retries`` (``tried``), and a timeout or the last failure is passed on as the error to
+answer (``scope[RELAY_KEY]``). A client gone mid-relay: the answer is read to its end (the
+connection stays reusable) and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpcore
+
+from bridge.errors import UpstreamError
+from bridge.proxy.access import AccessLog
+from bridge.proxy.drain import RELAYS
+from bridge.proxy.h1_pool import Exchange
+from bridge.proxy.http_io import may_name_rerank, rerank_headers
+from bridge.proxy.state import Proxy
+from bridge.proxy.upstream import Headers, Upstream, end_to_end, forward_request_headers
+from bridge.proxy.upstream_nodes import RETRY_STATUSES, UpstreamNode, is_read, lost_a_node
+
+logger = logging.getLogger("bridge.proxy.upstream")  # its retry warnings, as Upstream.send logs
+
+MAX_BODY = 64 * 1024  # uvicorn pauses reading a request body past this; larger go the ASGI way
+RELAY_KEY = "bridge.relay"  # scope key of a request handed over after a failed relay attempt
+_SEARCH = re.compile(r"/(?:([^/]+)/)?_search")
+_MSEARCH = re.compile(r"/(?:[^/]+/)?_msearch")
+_PASSTHROUGH_TAGS = rerank_headers("passthrough", "none", 0.0)
+_RERANK_NAMES = {name.decode(): value.decode() for name, value in _PASSTHROUGH_TAGS}
+_REFUSED_HEADERS = frozenset(
+    {b"transfer-encoding", b"content-encoding", b"expect", b"upgrade", b"x-forwarded-for"}
+    | {b"x-forwarded-proto"}
+)
+_HEADER_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")  # what uvicorn refuses to send
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+@dataclass(frozen=True)
+class Handover:
+    """Why a relayed request goes on to the ASGI path: attempts made, or the error to answer."""
+
+    tried: int = 0
+    error: UpstreamError | None = None
+    node: UpstreamNode | None = None  # the node picked for the first attempt (none was idle)
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+        line = STATUS_LINE.get(status) or b"HTTP/1.1 %d \r\n" % status
+        _STATUS_LINES[status] = line
+    return line
+
+
+class Client(Protocol):
+    """What a relay needs of the server side: uvicorn's request cycle and connection, as
+    bridge.proxy.server_protocol wraps them."""
+
+    scope: dict[str, Any]
+    body: bytes
+    default_headers: list[tuple[bytes, bytes]]
+
+    def keep_alive(self) -> bool: ...
+    def gone(self) -> bool: ...
+    def write(self, data: bytes, body: bytes) -> None: ...
+    def finish(self) -> None: ...
+    def hand_over(self, why: Handover) -> None: ...
+
+
+class Relay:
+    """The relay of one app (``app.state.relay``), found by the server protocol."""
+
+    def __init__(self, proxy: Proxy, *, own_paths: frozenset[str]) -> None:
+        self.proxy = proxy
+        self.own_paths = own_paths
+        self.access = AccessLog(proxy.metrics, own_paths)
+        self.relayed = proxy.metrics.relayed
+
+    def plain_head(self, scope: dict[str, Any]) -> bool:
+        """Whether the request head allows the relay (the body is checked once it is in)."""
+        method = scope["method"]
+        if method != "GET" and method != "POST":
+            return False
+        path: str = scope["path"]
+        if path in self.own_paths or path.startswith("/_bridge/"):
+            return False
+        if not is_read(method, scope["raw_path"]) or self.proxy.drain.started:
+            return False
+        settings = self.proxy.settings
+        key = settings.auth.api_key
+        key_header = settings.auth.header.lower().encode("latin-1") if key else b""
+        allowed = not key
+        for name, value in scope["headers"]:  # names are lower case (uvicorn)
+            if name in _REFUSED_HEADERS:
+                return False
+            if name == b"content-length":
+                try:
+                    if int(value) > MAX_BODY or int(value) > settings.limits.max_body_bytes:
+                        return False
+                except ValueError:
+                    return False
+            elif name == key_header and not allowed:
+                allowed = hmac.compare_digest(value, key.encode() if key else b"")
+        if not allowed:
+            return False
+        search = _SEARCH.fullmatch(path)
+        if search is not None:
+            policies = settings.policies
+            if policies.entries:
+                resolution = policies.resolve(search.group(1))
+                entry = resolution.entry
+                if resolution.mode == "always" or (entry is not None and entry.ab is not None):
+                    return False
+            return b"rerank" not in scope["query_string"]
+        return _MSEARCH.fullmatch(path) is None
+
+    @staticmethod
+    def plain_body(scope: dict[str, Any], body: bytes) -> bool:
+        """Whether the body allows the relay: no `rerank` key on a `_search`."""
+        if len(body) > MAX_BODY:
+            return False
+        return not (body and _SEARCH.fullmatch(scope["path"]) and may_name_rerank(body))
+
+    def start(self, client: Client) -> bool:
+        """Send the request upstream on an idle connection; False when none is idle (then the
+        app's first attempt goes to the node picked here: the round-robin turn is taken)."""
+        upstream = self.proxy.upstream
+        node = upstream.nodes.get()
+        conn = node.pool.take_idle()
+        if conn is None:
+            client.scope[RELAY_KEY] = Handover(node=node)
+            return False
+        job = _Job(self, upstream, node, client)
+        exchange = _RelayExchange(conn, job)
+        conn.exchange = exchange
+        scope = client.scope
+        content = client.body or None
+        headers = upstream.request_headers(
+            forward_request_headers(scope["headers"], self.proxy.settings.auth.header),
+            content,
+            node,
+        )
+        head = b"".join(
+            [
+                scope["method"].encode(),
+                b" ",
+                node.target(scope["raw_path"], scope["query_string"]),
+                b" HTTP/1.1\r\n",
+                *[b"%s: %s\r\n" % pair for pair in headers],
+                b"\r\n",
+            ]
+        )
+        try:
+            conn.write(head + content if content else head)
+        except httpcore.WriteError:
+            conn.exchange = None
+            node.pool.release(conn, reusable=False)
+            client.scope[RELAY_KEY] = Handover(node=node)
+            return False
+        job.arm(exchange)
+        RELAYS.running += 1
+        return True
+
+
+class _RelayExchange(Exchange):
+    """The answer's parser callbacks; the whole body is kept (a read is answered in one piece)."""
+
+    def __init__(self, conn: Any, job: _Job) -> None:
+        super().__init__(conn, head_only=False)
+        self.job = job
+        self.settled = False
+        self.events = 0  # answer parts seen: the read timeout restarts on each
+
+    def on_headers_complete(self) -> None:
+        self.events += 1
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.events += 1
+        self.chunks.append(body)  # no pause: nobody reads a relayed answer before its end
+
+    def wake(self) -> None:  # every event of the exchange ends up here
+        if self.settled:
+            return
+        if self.done:
+            self.settled = True
+            self.job.answered(self)
+        elif self.error is not None:
+            self.settled = True
+            self.job.failed(self, self.error)
+
+
+class _Job:
+    """One relayed request: its timer, its answer, its hand-over on failure."""
+
+    __slots__ = ("client", "conn_timer", "node", "relay", "started", "upstream")
+
+    def __init__(self, relay: Relay, upstream: Upstream, node: UpstreamNode, client: Client):
+        self.relay = relay
+        self.upstream = upstream
+        self.node = node
+        self.client = client
+        self.started = time.perf_counter()
+        self.conn_timer: asyncio.TimerHandle | None = None
+
+    def arm(self, exchange: _RelayExchange) -> None:
+        timeout = self.upstream.settings.timeout_s
+        loop = asyncio.get_running_loop()
+        self.conn_timer = loop.call_later(timeout, self._expire, exchange, 0, timeout)
+
+    def _expire(self, exchange: _RelayExchange, seen: int, timeout: float) -> None:
+        """The read timeout, restarted while answer parts arrive (the pool's is per read)."""
+        if exchange.settled:
+            return
+        if exchange.events != seen:
+            loop = asyncio.get_running_loop()
+            self.conn_timer = loop.call_later(
+                timeout, self._expire, exchange, exchange.events, timeout
+            )
+            return
+        exchange.fail(httpcore.ReadTimeout("timed out"))
+
+    def _settle(self, exchange: _RelayExchange, *, reusable: bool) -> None:
+        RELAYS.running -= 1
+        if self.conn_timer is not None:
+            self.conn_timer.cancel()
+        conn = exchange.conn
+        if conn.exchange is exchange:
+            conn.exchange = None
+        if not reusable:
+            conn.close()
+        self.node.pool.release(conn, reusable=reusable)
+
+    def failed(self, exchange: _RelayExchange, exc: BaseException) -> None:
+        """Nothing was written to the client: the ASGI path resends or answers the error."""
+        self._settle(exchange, reusable=False)
+        upstream = self.upstream
+        if isinstance(exc, httpcore.TimeoutException):  # a slow engine is never resent
+            self.client.hand_over(Handover(error=upstream.error(self.node, exc)))
+            return
+        upstream.nodes.mark_dead(self.node)
+        self._retry(upstream.error(self.node, exc) if isinstance(exc, Exception) else None)
+
+    def _retry(self, error: UpstreamError | None) -> None:
+        attempts = 1 + self.upstream.settings.max_retries
+        if attempts <= 1:
+            self.client.hand_over(Handover(error=error))
+            return
+        logger.warning(
+            "upstream %s failed (attempt %d of %d), retrying on another node",
+            self.node.base_url,
+            1,
+            attempts,
+        )
+        self.client.hand_over(Handover(tried=1))
+
+    def answered(self, exchange: _RelayExchange) -> None:
+        self._settle(exchange, reusable=exchange.keep_alive)
+        status = exchange.status
+        body = b"".join(exchange.chunks)
+        headers = exchange.headers
+        nodes = self.upstream.nodes
+        last = self.upstream.settings.max_retries <= 0
+        if status in RETRY_STATUSES:
+            nodes.mark_dead(self.node)
+            if not last:
+                self._retry(None)
+                return
+        else:
+            nodes.mark_live(self.node)
+            if not last and lost_a_node(_Answer(headers, body)):
+                self._retry(None)
+                return
+        self.respond(status, headers, body)
+
+    def respond(self, status: int, headers: Headers, body: bytes) -> None:
+        client = self.client
+        scope = client.scope
+        search = _SEARCH.fullmatch(scope["path"]) is not None
+        out = [status_line(status)]
+        framed = False
+        for name, value in [*client.default_headers, *end_to_end(headers)]:
+            name = name.lower()
+            if _HEADER_VALUE.search(value):
+                self.client.hand_over(Handover(error=UpstreamError("invalid upstream header")))
+                return
+            if name == b"content-length":
+                framed = True
+            out.append(b"%s: %s\r\n" % (name, value))
+        rerank: dict[str, str] = {}
+        if search:
+            out.extend(b"%s: %s\r\n" % pair for pair in _PASSTHROUGH_TAGS)
+            rerank = _RERANK_NAMES
+        if not client.keep_alive():
+            out.append(b"connection: close\r\n")
+        if not framed and status != 204 and status != 304:
+            out.append(b"transfer-encoding: chunked\r\n\r\n")
+            payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
+        else:
+            out.append(b"\r\n")
+            payload = body
+        if not client.gone():
+            client.write(b"".join(out), payload)
+            client.finish()
+        self.relay.relayed.inc()
+        self.relay.access.done(scope, status, len(body), time.perf_counter() - self.started, rerank)
+
+
+class _Answer:
+    """What lost_a_node reads of an answer."""
+
+    __slots__ = ("content", "headers")
+
+    def __init__(self, headers: Headers, content: bytes) -> None:
+        self.headers = headers
+        self.content = content
+
+
+def relay_of(app: Any) -> Relay | None:
+    """The relay of an ASGI app (unwrapping uvicorn's middleware), None when it has none."""
+    for _ in range(8):
+        state = getattr(app, "state", None)
+        relay = getattr(state, "relay", None) if state is not None else None
+        if isinstance(relay, Relay):
+            return relay
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+__all__ = ["MAX_BODY", "RELAY_KEY", "Client", "Handover", "Relay", "relay_of"]

@@ -1,0 +1,360 @@
+"""The relay in the server protocol (bridge.proxy.relay): which requests take it, and that it
+answers as the app would, with keep-alive, pipelining, large and chunked answers, faults.
+
+Requests to the real engine show the relay is taken (``rerank_bridge_relayed_requests_total``
+counts only requests it answered); the faults need a scripted upstream (answers cut off, stalled,
+close-delimited), a small socket server below.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from tests.proxy.conftest import StartProxy
+from tests.support.proxy_server import ProxyServer
+
+LARGE = 3 * 1024 * 1024
+OK_BODY = b'{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"failed":0},"n":1}'
+
+
+def relayed(proxy: ProxyServer, headers: dict[str, str] | None = None) -> float:
+    """The proxy's count of requests the relay answered."""
+    text = httpx.get(f"{proxy.url}/_bridge/metrics", headers=headers).text
+    for line in text.splitlines():
+        if line.startswith("rerank_bridge_relayed_requests_total "):
+            return float(line.split()[1])
+    raise AssertionError("no relayed_requests metric")
+
+
+# -- scripted upstream ---------------------------------------------------------------------------
+
+
+@dataclass
+class Scripted:
+    """A socket HTTP/1.1 server answering by path; counts connections and requests."""
+
+    connections: int = 0
+    requests: list[tuple[bytes, bytes]] = field(default_factory=list)  # (request line, body)
+    url: str = ""
+
+    def answer(self, conn: socket.socket, path: bytes) -> bool:
+        """Send the answer for ``path``; False when the connection must close after it."""
+        if path.startswith(b"/slow"):
+            time.sleep(1.0)
+        if path.startswith(b"/chunked"):
+            pieces = [b'{"took":1,', b'"timed_out":false,', b'"chunks":3}']
+            framed = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces)
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            conn.sendall(head + b"transfer-encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n")
+            return True
+        if path.startswith(b"/large"):
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % LARGE)
+            block = b"x" * 65536
+            for _ in range(LARGE // len(block)):
+                conn.sendall(block)
+            return True
+        if path.startswith(b"/cut"):  # promises 1000 bytes, sends 10, closes
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789")
+            return False
+        if path.startswith(b"/eof"):  # no framing: the body ends with the connection
+            conn.sendall(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + OK_BODY)
+            return False
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-upstream: scripted\r\n"
+        conn.sendall(head + b"content-length: %d\r\n\r\n" % len(OK_BODY) + OK_BODY)
+        return True
+
+    def serve(self, conn: socket.socket) -> None:
+        data = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, data = data.split(b"\r\n\r\n", 1)
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(data) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                body, data = data[:length], data[length:]
+                request_line = head.split(b"\r\n", 1)[0]
+                self.requests.append((request_line, body))
+                try:
+                    if not self.answer(conn, request_line.split(b" ")[1]):
+                        return
+                except OSError:
+                    return
+
+
+@pytest.fixture
+def scripted() -> Iterator[Scripted]:
+    server = Scripted()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            server.connections += 1
+            threading.Thread(target=server.serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    yield server
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+def raw_exchange(url: str, payload: bytes, answers: int, timeout_s: float = 10.0) -> bytes:
+    """Send ``payload`` on one socket, read until ``answers`` complete answers are in."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+        sock.sendall(payload)
+        data = b""
+        while data.count(b"HTTP/1.1 ") < answers or not _complete(data, answers):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def _complete(data: bytes, answers: int) -> bool:
+    """Whether ``data`` holds ``answers`` whole Content-Length-framed answers."""
+    rest = data
+    for _ in range(answers):
+        if b"\r\n\r\n" not in rest:
+            return False
+        head, rest = rest.split(b"\r\n\r\n", 1)
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        if len(rest) < length:
+            return False
+        rest = rest[length:]
+    return True
+
+
+# -- which requests take the relay (real engine) -----------------------------------------------
+
+
+def test_plain_reads_take_the_relay(start_proxy: StartProxy, es_upstream: str) -> None:
+    proxy = start_proxy(es_upstream)
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/_cluster/health")  # leaves an idle upstream connection
+        before = relayed(proxy)
+        search = client.post(f"{proxy.url}/_search", json={"size": 1})
+        count = client.post(f"{proxy.url}/_count", json={"query": {"match_all": {}}})
+        health = client.get(f"{proxy.url}/_cluster/health")
+        direct = httpx.post(f"{es_upstream}/_count", json={"query": {"match_all": {}}})
+    assert [search.status_code, count.status_code, health.status_code] == [200, 200, 200]
+    assert search.headers["x-rerank-status"] == "passthrough"
+    assert "x-rerank-status" not in count.headers
+    assert count.json()["count"] == direct.json()["count"]
+    assert relayed(proxy) - before == 3
+
+
+def test_what_the_app_must_see_does_not_take_the_relay(
+    start_proxy: StartProxy, es_upstream: str
+) -> None:
+    proxy = start_proxy(es_upstream)
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/_cluster/health")
+        before = relayed(proxy)
+        answers = [
+            client.post(f"{proxy.url}/_search", json={"size": 1, "rerank": {"enabled": False}}),
+            client.post(f"{proxy.url}/_search?rerank=false", json={"size": 1}),
+            client.head(f"{proxy.url}/_cluster/health"),
+            client.post(f"{proxy.url}/_msearch", content=b'{}\n{"size":0}\n'),
+            client.put(f"{proxy.url}/rerank-bridge-relay-missing/_doc/1/_missing_endpoint"),
+            client.post(f"{proxy.url}/_count", content=b"{}", headers={"Expect": "100-continue"}),
+            client.post(
+                f"{proxy.url}/_count", content=b"{}", headers={"X-Forwarded-For": "10.0.0.1"}
+            ),
+        ]
+    assert all(answer.status_code < 500 for answer in answers), [a.text for a in answers]
+    assert relayed(proxy) - before == 0
+
+
+def test_proxy_auth_is_checked_before_the_relay(start_proxy: StartProxy, es_upstream: str) -> None:
+    proxy = start_proxy(es_upstream, auth={"api_key": "s3cret"})
+    key = {"X-Bridge-Api-Key": "s3cret"}
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/_cluster/health", headers=key)
+        before = relayed(proxy, key)
+        refused = client.post(f"{proxy.url}/_count", json={})
+        wrong = client.post(f"{proxy.url}/_count", json={}, headers={"X-Bridge-Api-Key": "no"})
+        allowed = client.post(f"{proxy.url}/_count", json={}, headers=key)
+    assert [refused.status_code, wrong.status_code, allowed.status_code] == [401, 401, 200]
+    assert relayed(proxy, key) - before == 1
+
+
+def test_a_draining_proxy_answers_through_the_app(
+    start_proxy: StartProxy, es_upstream: str
+) -> None:
+    proxy = start_proxy(es_upstream)
+    app = proxy._server.config.app
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/_cluster/health")
+        before = relayed(proxy)
+        app.state.proxy.drain.start()  # type: ignore[attr-defined]
+        answer = client.post(f"{proxy.url}/_count", json={})
+    assert (answer.status_code, answer.headers.get("connection")) == (200, "close")
+    assert relayed(proxy) - before == 0
+
+
+# -- connection handling (scripted upstream) ---------------------------------------------------
+
+
+def test_keep_alive_reuses_one_upstream_connection(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy(scripted.url)
+    with httpx.Client() as client:
+        answers = [client.post(f"{proxy.url}/idx/_search", json={"n": i}) for i in range(20)]
+    assert {a.status_code for a in answers} == {200}
+    assert all(a.content == OK_BODY and a.headers["x-upstream"] == "scripted" for a in answers)
+    assert scripted.connections == 1  # the start-up probe's, kept alive throughout
+    assert relayed(proxy) == 20
+    assert [json.loads(body) for _, body in scripted.requests[-20:]] == [
+        {"n": i} for i in range(20)
+    ]
+
+
+def test_pipelined_requests_are_answered_in_order(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy(scripted.url)
+    httpx.get(f"{proxy.url}/warm")
+    one = b'{"q":1}'
+    payload = (
+        b"POST /a/_search HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n%s" % (len(one), one)
+        + b"GET /slow/_count HTTP/1.1\r\nhost: x\r\n\r\n"
+        + b"GET /c HTTP/1.1\r\nhost: x\r\n\r\n"
+    )
+    data = raw_exchange(proxy.url, payload, 3)
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+    assert data.count(OK_BODY) == 3
+    assert data.index(b"x-rerank-status: passthrough") < data.index(OK_BODY)  # the search first
+    paths = [line.split(b" ")[1] for line, _ in scripted.requests[-3:]]
+    assert paths == [b"/a/_search", b"/slow/_count", b"/c"]
+    assert relayed(proxy) >= 3
+
+
+def test_a_large_answer_arrives_whole(start_proxy: StartProxy, scripted: Scripted) -> None:
+    proxy = start_proxy(scripted.url)
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/warm")
+        before = relayed(proxy)
+        answer = client.get(f"{proxy.url}/large")
+    assert (answer.status_code, len(answer.content)) == (200, LARGE)
+    assert answer.content == b"x" * LARGE
+    assert relayed(proxy) - before == 1
+
+
+def test_a_chunked_answer_is_relayed_chunked(start_proxy: StartProxy, scripted: Scripted) -> None:
+    proxy = start_proxy(scripted.url)
+    httpx.get(f"{proxy.url}/warm")
+    data = raw_exchange(proxy.url, b"GET /chunked HTTP/1.1\r\nhost: x\r\n\r\n", 1, 5.0)
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body.endswith(b"0\r\n\r\n")
+    assert httpx.get(f"{proxy.url}/chunked").json() == {
+        "took": 1,
+        "timed_out": False,
+        "chunks": 3,
+    }
+    assert relayed(proxy) == 3  # the warm-up too
+
+
+def test_a_close_delimited_answer_is_relayed(start_proxy: StartProxy, scripted: Scripted) -> None:
+    proxy = start_proxy(scripted.url)
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/warm")
+        before = relayed(proxy)
+        answer = client.get(f"{proxy.url}/eof")
+        again = client.get(f"{proxy.url}/warm")  # a new upstream connection, through the app
+    assert (answer.status_code, answer.content) == (200, OK_BODY)
+    assert again.status_code == 200
+    assert relayed(proxy) - before >= 1
+
+
+def test_an_answer_cut_off_is_a_502_without_retries(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy({"url": scripted.url, "max_retries": 0})
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/warm")
+        answer = client.get(f"{proxy.url}/cut")
+        after = client.get(f"{proxy.url}/warm")
+    assert answer.status_code == 502
+    assert answer.json()["error"]["type"] == "rerank_bridge_exception" or answer.json()["error"]
+    assert after.status_code == 200
+    metrics = httpx.get(f"{proxy.url}/_bridge/metrics").text
+    assert 'rerank_bridge_upstream_errors_total{kind="unreachable"} 1.0' in metrics
+    cut = [line for line, _ in scripted.requests if line.startswith(b"GET /cut")]
+    assert len(cut) == 1
+
+
+def test_an_answer_cut_off_is_resent_as_the_retries_allow(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy({"url": scripted.url, "max_retries": 2, "retry_backoff_s": 0.01})
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/warm")
+        answer = client.get(f"{proxy.url}/cut")
+    assert answer.status_code == 502
+    cut = [line for line, _ in scripted.requests if line.startswith(b"GET /cut")]
+    assert len(cut) == 3  # the relay's attempt and two retries through the app, no more
+
+
+def test_a_stalled_answer_is_a_504(start_proxy: StartProxy, scripted: Scripted) -> None:
+    proxy = start_proxy({"url": scripted.url, "timeout_s": 0.3})
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/warm")
+        answer = client.get(f"{proxy.url}/slow")
+    assert answer.status_code == 504
+    slow = [line for line, _ in scripted.requests if line.startswith(b"GET /slow")]
+    assert len(slow) == 1  # a slow engine is never resent
+
+
+def test_a_client_gone_mid_relay_leaves_the_proxy_and_its_pool_fine(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy(scripted.url)
+    httpx.get(f"{proxy.url}/warm")
+    host, port = proxy.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        time.sleep(0.2)  # the request is upstream: leave before its answer
+    time.sleep(1.2)  # the answer came and was dropped
+    with httpx.Client() as client:
+        answers = [client.get(f"{proxy.url}/after") for _ in range(3)]
+    assert {a.status_code for a in answers} == {200}
+    assert scripted.connections == 1  # the upstream connection went back to the pool
+    assert relayed(proxy) == 5  # warm, the dropped answer, three after
