@@ -57,7 +57,13 @@ from bridge.proxy.drain import RELAYS
 from bridge.proxy.h1_pool import Exchange
 from bridge.proxy.http_io import may_name_rerank, rerank_headers
 from bridge.proxy.state import Proxy
-from bridge.proxy.upstream import Headers, Upstream, end_to_end, forward_request_headers
+from bridge.proxy.upstream import (
+    HOP_BY_HOP,
+    Headers,
+    Upstream,
+    end_to_end,
+    forward_request_headers,
+)
 from bridge.proxy.upstream_nodes import RETRY_STATUSES, UpstreamNode, is_read, lost_a_node
 
 logger = logging.getLogger("bridge.proxy.upstream")  # its retry warnings, as Upstream.send logs
@@ -74,6 +80,9 @@ _REFUSED_HEADERS = frozenset(
 )
 _HEADER_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")  # what uvicorn refuses to send
 _STATUS_LINES: dict[int, bytes] = {}
+_HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
+# what the thin hop never forwards (bridge.proxy.upstream.forward_request_headers)
+_NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"expect"}
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,48 @@ class Relay:
         job = _Job(self, upstream, node, client)
         exchange = _RelayExchange(conn, job)
         conn.exchange = exchange
+        try:
+            conn.write(self.request(client, upstream, node))
+        except httpcore.WriteError:
+            conn.exchange = None
+            node.pool.release(conn, reusable=False)
+            client.scope[RELAY_KEY] = Handover(node=node)
+            return False
+        job.arm(exchange)
+        RELAYS.running += 1
+        return True
+
+    def request(self, client: Client, upstream: Upstream, node: UpstreamNode) -> bytes:
+        """The request for the engine, as the thin hop forwards it (head and body, one pass
+        over the headers; a `Connection` header naming others is read the long way)."""
+        scope = client.scope
+        content = client.body
+        drop = self.proxy.settings.auth.header.lower().encode("latin-1")
+        parts = [
+            scope["method"].encode(),
+            b" ",
+            node.target(scope["raw_path"], scope["query_string"]),
+            b" HTTP/1.1\r\nhost: ",
+            node.host_header,
+            b"\r\n",
+        ]
+        length = False
+        for name, value in scope["headers"]:  # lower case (uvicorn)
+            if name in _NOT_FORWARDED or name == drop:
+                if name == b"connection" and value.lower() != b"keep-alive":
+                    return self.request_the_long_way(client, upstream, node)
+                continue
+            if name == b"content-length":
+                length = True
+            parts += (name, b": ", value, b"\r\n")
+        if content and not length:
+            parts += (b"content-length: ", b"%d" % len(content), b"\r\n")
+        parts.append(b"\r\n")
+        if content:
+            parts.append(content)
+        return b"".join(parts)
+
+    def request_the_long_way(self, client: Client, upstream: Upstream, node: UpstreamNode) -> bytes:
         scope = client.scope
         content = client.body or None
         headers = upstream.request_headers(
@@ -193,16 +244,7 @@ class Relay:
                 b"\r\n",
             ]
         )
-        try:
-            conn.write(head + content if content else head)
-        except httpcore.WriteError:
-            conn.exchange = None
-            node.pool.release(conn, reusable=False)
-            client.scope[RELAY_KEY] = Handover(node=node)
-            return False
-        job.arm(exchange)
-        RELAYS.running += 1
-        return True
+        return head + content if content else head
 
 
 class _RelayExchange(Exchange):
@@ -322,14 +364,20 @@ class _Job:
         search = _SEARCH.fullmatch(scope["path"]) is not None
         out = [status_line(status)]
         framed = False
-        for name, value in [*client.default_headers, *end_to_end(headers)]:
+        if any(name.lower() == b"connection" for name, _ in headers):
+            headers = end_to_end(headers)  # it may name more headers to drop
+        for name, value in (
+            [*client.default_headers, *headers] if client.default_headers else headers
+        ):
             name = name.lower()
+            if name in _HOP_BY_HOP:
+                continue
             if _HEADER_VALUE.search(value):
                 self.client.hand_over(Handover(error=UpstreamError("invalid upstream header")))
                 return
             if name == b"content-length":
                 framed = True
-            out.append(b"%s: %s\r\n" % (name, value))
+            out += (name, b": ", value, b"\r\n")
         rerank: dict[str, str] = {}
         if search:
             out.extend(b"%s: %s\r\n" % pair for pair in _PASSTHROUGH_TAGS)
