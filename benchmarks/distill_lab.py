@@ -14,6 +14,11 @@ minutes on a small number of lists before a full `distill` run.
 
 ``--index`` is an index of the Home Depot catalogue (title field), as `rerank-bridge eval
 --dataset` builds it; without it a temporary one is made and deleted.
+
+Learning curve: ``--judge-on heldout`` judges on N held-out queries of `rerank-bridge train`'s
+split instead (outside the teacher's training queries and outside the demo's sample, drawn as
+`heldout_selection.py --random N` draws them), so settings are not tuned on the acceptance sample;
+``--every K`` prints the same figures every K optimizer steps.
 """
 
 from __future__ import annotations
@@ -111,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         "teacher runs in PyTorch beside the student",
     )
     parser.add_argument("--no-student", action="store_true", help="only BM25, teacher, noise")
+    parser.add_argument(
+        "--judge-on",
+        choices=("sample", "heldout"),
+        default="sample",
+        help="the demo's 100-query sample, or --heldout-queries held-out queries outside it",
+    )
+    parser.add_argument("--heldout-queries", type=int, default=150)
+    parser.add_argument("--every", type=int, default=0, help="also judge every K steps")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -123,17 +136,28 @@ def main(argv: list[str] | None = None) -> int:
     from bridge.training.distill import distill_loss, list_batches, read_scores
     from bridge.training.engine import bm25_top_k, connect_engine
 
-    dataset = load_dataset(args.shared / "data" / "homedepot", max_queries=100, seed=13)
-    qids = list(dataset.queries)
+    data = args.shared / "data" / "homedepot"
+    dataset = load_dataset(data, max_queries=100, seed=13)
+    queries, all_qrels = dataset.queries, dataset.qrels
+    if args.judge_on == "heldout":
+        from heldout_selection import selection_queries
+
+        from bridge.training.judgments import load_judgments
+
+        judgments = load_judgments(data)
+        picked = selection_queries(judgments, data, 0.1, 100, args.heldout_queries, 99)
+        queries = {q: judgments.queries[q] for q in picked}
+        all_qrels = {q: judgments.gains[q] for q in picked}
+    qids = list(queries)
     client = connect_engine(args.engine)
     if args.index:
         found = bm25_top_k(
-            client, args.index, ["title"], [dataset.queries[q] for q in qids], 50, progress=False
+            client, args.index, ["title"], [queries[q] for q in qids], 50, progress=False
         )
     else:
         with temporary_index(client, dataset, progress=False) as index:
             found = bm25_top_k(
-                client, index, ["title"], [dataset.queries[q] for q in qids], 50, progress=False
+                client, index, ["title"], [queries[q] for q in qids], 50, progress=False
             )
     hits = {q: [i for i, _ in h] for q, h in zip(qids, found, strict=True)}
     texts = {q: [t for _, t in h] for q, h in zip(qids, found, strict=True)}
@@ -141,12 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     scored: dict[str, dict[str, list[float]]] = {
         "bm25": {q: [-float(i) for i in range(len(hits[q]))] for q in qids},
         "teacher": {
-            q: [float(s) for s in teacher.score_pairs([(dataset.queries[q], t) for t in texts[q]])]
+            q: [float(s) for s in teacher.score_pairs([(queries[q], t) for t in texts[q]])]
             for q in qids
         },
     }
 
-    qrels = {q: dataset.qrels[q] for q in qids}
+    qrels = {q: all_qrels[q] for q in qids}
 
     def ndcg_of(scores: dict[str, list[float]], window: int) -> float:
         return round(
@@ -216,34 +240,57 @@ def main(argv: list[str] | None = None) -> int:
         def loss(logits: Any, targets: Any, base: Any = loss) -> Any:
             return base(logits, targets) + args.hidden_weight * trained.hidden_loss
 
+    def judge() -> dict[str, Any]:
+        """The student's figures now: NDCG@10 of all, kept share of the gain, agreement."""
+        student.eval()
+        scored["student"] = {
+            q: tm.predict_logits(student, encoder, [(queries[q], t) for t in texts[q]])
+            .reshape(-1)
+            .tolist()
+            if texts[q]
+            else []
+            for q in qids
+        }
+        trained.train()
+        ndcg = {f"{name}@{w}": ndcg_of(s, w) for name, s in scored.items() for w in WINDOWS}
+        kept = {  # None where the teacher gains nothing over BM25 (no share to keep)
+            f"kept@{w}": round(
+                (ndcg[f"student@{w}"] - ndcg[f"bm25@{w}"])
+                / (ndcg[f"teacher@{w}"] - ndcg[f"bm25@{w}"]),
+                2,
+            )
+            if ndcg[f"teacher@{w}"] - ndcg[f"bm25@{w}"] > 1e-3
+            else None
+            for w in WINDOWS
+        }
+        agreement = [
+            spearman(scored["student"][q], scored["teacher"][q]) for q in qids if len(hits[q]) > 2
+        ]
+        return {
+            "judged_on": f"{args.judge_on} ({len(qids)} queries)",
+            "ndcg@10": ndcg,
+            **kept,
+            "spearman_vs_teacher": round(float(np.nanmean(agreement)), 3),
+        }
+
+    def checkpoint(log: Any) -> None:
+        if args.every and log.steps % args.every == 0:
+            seconds = round(time.perf_counter() - started)  # training + the checks so far
+            row = {"step": log.steps, "pairs": log.pairs, "seconds": seconds, **judge()}
+            print(json.dumps(row), flush=True)
+
+    if args.every:
+        print(json.dumps({"step": 0, "pairs": 0, **judge()}), flush=True)
+    started = time.perf_counter()
     log = tm.fit(
         trained,
         encoder,
         lambda epoch: list_batches(groups, args.batch_size, args.seed + epoch),
         loss,
         settings,
+        after_step=checkpoint,
     )
-    scored["student"] = {
-        q: tm.predict_logits(student, encoder, [(dataset.queries[q], t) for t in texts[q]])
-        .reshape(-1)
-        .tolist()
-        if texts[q]
-        else []
-        for q in qids
-    }
-
-    ndcg = {f"{name}@{w}": ndcg_of(s, w) for name, s in scored.items() for w in WINDOWS}
-    kept = {
-        f"kept@{w}": round(
-            (ndcg[f"student@{w}"] - ndcg[f"bm25@{w}"])
-            / max(1e-9, ndcg[f"teacher@{w}"] - ndcg[f"bm25@{w}"]),
-            2,
-        )
-        for w in WINDOWS
-    }
-    agreement = [
-        spearman(scored["student"][q], scored["teacher"][q]) for q in qids if len(hits[q]) > 2
-    ]
+    judged = judge()
     fitted = [  # on lists it learned from: can the student fit them at all?
         spearman(
             tm.predict_logits(student, encoder, [(query, p) for p in passages])
@@ -264,9 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pairs": log.pairs,
                 "train_seconds": round(log.seconds),
                 "last_losses": [round(loss, 3) for _, loss in log.losses[-3:]],
-                "ndcg@10": ndcg,
-                **kept,
-                "spearman_vs_teacher": round(float(np.nanmean(agreement)), 3),
+                **judged,
                 "spearman_on_training_lists": round(float(np.nanmean(fitted)), 3),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             }

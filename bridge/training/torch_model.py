@@ -214,8 +214,11 @@ def fit(
     settings: FitSettings,
     *,
     desc: str = "training",
+    after_step: Callable[[FitLog], None] | None = None,
 ) -> FitLog:
-    """AdamW with linear warm-up and decay; ``batches(epoch)`` gives that epoch's batches."""
+    """AdamW with linear warm-up and decay; ``batches(epoch)`` gives that epoch's batches.
+    ``after_step(log)`` runs after every optimizer step (a learning curve's checks; it finds the
+    model in train mode and must leave it so)."""
     import torch
 
     epochs = [batches(epoch) for epoch in range(settings.epochs)]
@@ -277,6 +280,8 @@ def fit(
                         bar.set_postfix(loss=f"{log.losses[-1][1]:.4f}")
                     running = []
                 bar.update(len(pairs))
+                if after_step is not None:
+                    after_step(log)
     finally:
         bar.close()
         log.seconds = time.perf_counter() - started
