@@ -194,7 +194,10 @@ class SyncDoor:
         self.response: Any = None
 
     def embed(self, effect: Embed) -> Any:
-        return self.owner.scorers.get(effect.model).embed(list(effect.texts))
+        if effect.max_length is None:
+            return self.owner.scorers.get(effect.model).embed(list(effect.texts))
+        scorer = self.owner.scorers.get(effect.model, max_length=effect.max_length)
+        return scorer.embed(list(effect.texts))
 
     def search(self, effect: Search) -> Mapping[str, Any]:
         self.response = self.owner.client.search(body=effect.body, **effect.params)

@@ -20,11 +20,15 @@ TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError,
 
 @dataclass(frozen=True)
 class Embed:
-    """Embed ``texts`` with ``model``; send back one vector (a sequence of floats) per text."""
+    """Embed ``texts`` with ``model``; send back one vector (a sequence of floats) per text.
+
+    ``max_length``: the truncation the scorer uses (a ``vector_field`` phase's, so its query is
+    embedded by the scorer its ``Score`` would use); ``None``: the door's default scorer."""
 
     name: ClassVar[str] = "embed"
     model: str
     texts: tuple[str, ...]
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)

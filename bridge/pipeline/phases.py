@@ -133,7 +133,7 @@ def run_phases(
         try:
             if phase.vector_field is not None:
                 model, report.vectors = yield from _stored_vector_phase(
-                    phase, query, passages, top, vectors, indices
+                    phase, phase.max_length or max_length, query, passages, top, vectors, indices
                 )
                 best = None
                 if deadline is not None and clock() > deadline:
@@ -163,6 +163,7 @@ def run_phases(
 
 def _stored_vector_phase(
     phase: PhaseConfig,
+    max_length: int | None,
     query: str,
     passages: Sequence[str],
     top: Sequence[int],
@@ -173,6 +174,7 @@ def _stored_vector_phase(
     stored = (vectors or {}).get(name)
     scores, report = yield from stored_vector_scores(
         phase.model,
+        max_length,
         name,
         query,
         passages,

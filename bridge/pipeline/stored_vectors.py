@@ -76,6 +76,7 @@ def stored_vector(hit: Mapping[str, Any], name: str) -> Vector | None:
 
 def stored_vector_scores(
     model: str,
+    max_length: int | None,
     name: str,
     query: str,
     passages: Sequence[str],
@@ -93,7 +94,8 @@ def stored_vector_scores(
             report.other_model += 1
     report.missing = sum(v is None for v in vectors)
     first = [i for i, v in enumerate(usable) if v is None]
-    answer = _matrix((yield Embed(model, (query, *(passages[i] for i in first)))), 1 + len(first))
+    texts = (query, *(passages[i] for i in first))
+    answer = _matrix((yield Embed(model, texts, max_length)), 1 + len(first))
     query_vector, dims = answer[0], answer.shape[1]
     matrix = np.zeros((len(passages), dims), dtype=np.float32)
     if first:
@@ -108,7 +110,8 @@ def stored_vector_scores(
             f"{len(wrong)} stored vectors in {name!r} do not have the model's {dims} dimensions; "
             "embedded instead"
         )
-        matrix[wrong] = _matrix((yield Embed(model, tuple(passages[i] for i in wrong))), len(wrong))
+        again = tuple(passages[i] for i in wrong)
+        matrix[wrong] = _matrix((yield Embed(model, again, max_length)), len(wrong))
     report.embedded = len(first) + len(wrong)
     report.stored = len(passages) - report.embedded
     scores = _normalised(matrix) @ _normalised(query_vector[None, :])[0]

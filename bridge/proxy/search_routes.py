@@ -138,7 +138,7 @@ class ModelDoor:
         return self._vector_checks
 
     async def embed(self, effect: Embed) -> Any:
-        scorer = await self.models.scorer(effect.model)
+        scorer = await self.models.scorer(effect.model, effect.max_length)
         return await asyncio.to_thread(scorer.embed, list(effect.texts))
 
     async def score(self, effect: Score) -> list[float] | ChunkedScores:

@@ -210,3 +210,10 @@ def test_vectors_that_come_in_after_the_budget_leave_the_engine_order() -> None:
     answer = flow.done().answer
     assert answer["rerank"]["status"] == "timeout"
     assert [h["_id"] for h in answer["hits"]["hits"]] == ["0", "1", "2", "3"]
+
+
+def test_the_phases_max_length_goes_with_its_embeddings() -> None:
+    flow = at_search(max_length=64)
+    flow.send(engine_answer(VECTORS))
+    flow.send({})
+    assert flow.effect == Embed("bi", ("title", "title 3"), 64)
