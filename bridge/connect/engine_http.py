@@ -55,8 +55,16 @@ class EngineHttp:
                 self.out.write(json.dumps(record, indent=2) + "\n")
             return Answer(0, None)
         data = json.dumps(body).encode() if body is not None else None
+        return self._send(method, path, data, "application/json")
+
+    def call_ndjson(self, path: str, lines: list[Any]) -> Answer:
+        """POST one JSON value per line (``_bulk``); never in dry-run mode."""
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        return self._send("POST", path, data, "application/x-ndjson")
+
+    def _send(self, method: str, path: str, data: bytes | None, content_type: str) -> Answer:
         request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
-        request.add_header("Content-Type", "application/json")
+        request.add_header("Content-Type", content_type)
         if self._auth:
             request.add_header("Authorization", self._auth)
         try:
@@ -66,21 +74,6 @@ class EngineHttp:
             return Answer(exc.code, _json(exc.read()))
         except (urllib.error.URLError, OSError) as exc:
             raise UpstreamError(f"{method} {self.base}{path}: {exc}") from None
-
-    def call_ndjson(self, path: str, lines: list[Any]) -> Answer:
-        """POST one JSON value per line (``_bulk``); never in dry-run mode."""
-        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
-        request = urllib.request.Request(f"{self.base}{path}", data=data, method="POST")
-        request.add_header("Content-Type", "application/x-ndjson")
-        if self._auth:
-            request.add_header("Authorization", self._auth)
-        try:
-            with _NO_PROXY.open(request, timeout=self.timeout_s) as response:
-                return Answer(response.status, _json(response.read()))
-        except urllib.error.HTTPError as exc:
-            return Answer(exc.code, _json(exc.read()))
-        except (urllib.error.URLError, OSError) as exc:
-            raise UpstreamError(f"POST {self.base}{path}: {exc}") from None
 
     def ok(self, method: str, path: str, body: Any = None) -> Any:
         """Like ``call`` but any non-2xx answer is an error naming the engine's reason."""

@@ -386,14 +386,9 @@ class H1Pool:
     ) -> _Connection:
         if self._closed:
             raise httpcore.ConnectError("connection pool is closed")
-        now = time.monotonic()
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.closed or now - conn.idle_since > self.keepalive_expiry:
-                conn.close()
-                self._count_off(conn)
-                continue
-            return conn
+        idle = self.take_idle()
+        if idle is not None:
+            return idle
         if self._count >= self.max_connections:
             waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
