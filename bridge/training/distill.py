@@ -38,7 +38,7 @@ from bridge.training.report import (
     write_results,
     write_training_json,
 )
-from bridge.training.torch_model import FitLog, FitSettings
+from bridge.training.torch_model import FitSettings
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +275,9 @@ def _distill_in(
             f"{options.fit.max_length}"
         ),
         "seed": options.fit.seed,
-        "training time": f"{log.seconds:.0f} s ({log.pairs_per_second:.1f} pairs/s)",
+        "training time": (
+            f"{log.seconds:.0f} s ({log.pairs_per_second:.1f} pairs/s, {log.precision})"
+        ),
     }
     plot_training(final, log, heldout["ndcg@10"], {})
     write_results(final, f"Distilling {options.out.name}", summary, heldout["report"], labels)
@@ -294,7 +296,7 @@ def _distill_in(
         },
         "seed": options.fit.seed,
         "fit": asdict(options.fit),
-        "log": _log_record(log),
+        "log": log.record(),
         "heldout": {k: v for k, v in heldout.items() if k != "report"},
         "engine_index": options.index or "temporary",
     }
@@ -386,16 +388,6 @@ def read_scores(path: Path) -> tuple[list[tuple[str, list[str]]], list[list[floa
     if not lists:
         raise TrainingError(f"{path}: no teacher scores")
     return lists, scores
-
-
-def _log_record(log: FitLog) -> dict[str, Any]:
-    return {
-        "steps": log.steps,
-        "pairs": log.pairs,
-        "seconds": round(log.seconds, 1),
-        "pairs_per_second": round(log.pairs_per_second, 1),
-        "losses": log.losses,
-    }
 
 
 Group = tuple[tuple[str, list[str]], list[float]]  # (query, passages), the teacher's logits

@@ -85,6 +85,17 @@ class FitLog:
     def pairs_per_second(self) -> float:
         return self.pairs / self.seconds if self.seconds else 0.0
 
+    def record(self) -> dict[str, Any]:
+        """The ``log`` entry of training.json."""
+        return {
+            "steps": self.steps,
+            "pairs": self.pairs,
+            "seconds": round(self.seconds, 1),
+            "pairs_per_second": round(self.pairs_per_second, 1),
+            "precision": self.precision,
+            "losses": self.losses,
+        }
+
 
 def require_stack() -> None:
     """Fail before any work when the `train` extra is missing (the CLI names the extra)."""

@@ -215,6 +215,8 @@ def test_train_and_distill_a_tiny_model_that_every_door_loads(
         2,
     )
     assert set(distilled["heldout"]["ndcg@10"]) == {"bm25", "teacher", "student"}
+    # what the forward pass ran in, resolved: "auto" is what was asked, never what ran
+    assert {record["log"]["precision"], distilled["log"]["precision"]} <= {"bf16", "fp32"}
     figures["student"] = _accuracy(Ranker(model_name=str(student)).score_pairs, checks)
     print(json.dumps({"checks": len(checks), **figures}))
     assert figures["student"] >= STUDENT_BAR, figures
