@@ -113,6 +113,9 @@ def vector_mapping(engine: str, dims: int, *, knn_index: bool = True) -> dict[st
     if engine == "opensearch":
         mapping: dict[str, Any] = {"type": "knn_vector", "dimension": dims}
         if knn_index:  # an HNSW graph needs index.knn: true (a static index setting)
+            # lucene, not the k-NN default faiss: faiss is a native library, and an OpenSearch
+            # 3.5 node that could not load it (the integ-test zip on our dev machine) exited on
+            # the first write to the field
             mapping["method"] = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
         return mapping
     return {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine"}
