@@ -18,7 +18,6 @@ ES-shaped errors (`X-Rerank-*` on the search routes' errors), the same retry rul
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncIterator
 
@@ -28,13 +27,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bridge.errors import BridgeError, UpstreamError
 from bridge.proxy.error_responses import payload_too_large, response_for
 from bridge.proxy.http_io import (
+    MSEARCH_PATH,
+    PASSTHROUGH_TAGS,
+    SEARCH_PATH,
     BodyTooLargeError,
     content_length,
     decode_body,
     header,
     may_name_rerank,
     relay,
-    rerank_headers,
 )
 from bridge.proxy.relay import RELAY_KEY, Handover
 from bridge.proxy.state import Proxy
@@ -43,9 +44,6 @@ from bridge.proxy.upstream_nodes import is_read
 
 # the router's catch-all route takes these methods; anything else is its 405
 PASS_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
-_SEARCH = re.compile(r"/(?:([^/]+)/)?_search")
-_MSEARCH = re.compile(r"/(?:[^/]+/)?_msearch")
-_PASSTHROUGH_TAGS = rerank_headers("passthrough", "none", 0.0)
 
 
 class ThinHop:
@@ -65,14 +63,14 @@ class ThinHop:
         if path in self.own_paths or path.startswith("/_bridge/") or method not in PASS_METHODS:
             await self.app(scope, receive, send)
             return
-        search = _SEARCH.fullmatch(path)
+        search = SEARCH_PATH.fullmatch(path)
         if search is not None and method in ("GET", "POST", "HEAD"):
             if method == "HEAD":
                 await self.app(scope, receive, send)
             else:
                 await self.search(scope, receive, send, search.group(1))
             return
-        if _MSEARCH.fullmatch(path) is not None and method in ("GET", "POST", "HEAD"):
+        if MSEARCH_PATH.fullmatch(path) is not None and method in ("GET", "POST", "HEAD"):
             await self.app(scope, receive, send)
             return
         await self.passthrough(scope, receive, send)
@@ -111,13 +109,9 @@ class ThinHop:
     async def search(self, scope: Scope, receive: Receive, send: Send, index: str | None) -> None:
         """A `_search` that is certainly not reranked is relayed; any other goes to the router."""
         query: bytes = scope.get("query_string", b"")
-        policies = self.proxy.settings.policies
-        if policies.entries:  # no `indices` entries: every index is `on_request`
-            resolution = policies.resolve(index)
-            entry = resolution.entry
-            if resolution.mode == "always" or (entry is not None and entry.ab is not None):
-                await self.app(scope, receive, send)  # the policy may rerank or bucket it
-                return
+        if self.proxy.settings.policies.may_rerank_unasked(index):
+            await self.app(scope, receive, send)  # the policy may rerank or bucket it
+            return
         if b"rerank" in query:
             await self.app(scope, receive, send)
             return
@@ -152,7 +146,7 @@ class ThinHop:
         except BridgeError as exc:
             await self.error(exc, scope, receive, send, started)
             return
-        await relay(answer, send, extra=_PASSTHROUGH_TAGS)
+        await relay(answer, send, extra=PASSTHROUGH_TAGS)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -91,6 +91,13 @@ def rerank_headers(status: str, model: str, took_ms: float) -> list[tuple[bytes,
     ]
 
 
+# the paths the search routes serve (group 1 of SEARCH_PATH: the index part, if any), and the
+# `X-Rerank-*` tags of a `_search` relayed without reranking (the thin hop and the relay)
+SEARCH_PATH = re.compile(r"/(?:([^/]+)/)?_search")
+MSEARCH_PATH = re.compile(r"/(?:[^/]+/)?_msearch")
+PASSTHROUGH_TAGS = rerank_headers("passthrough", "none", 0.0)
+
+
 def header(headers: Headers, name: bytes) -> str | None:
     """One header's value from raw ASGI headers (``name`` lower case), None when absent."""
     for key, value in headers:

@@ -97,6 +97,16 @@ class PolicyTable:
         """Whether some search may be reranked without asking (``always``) or be blocked."""
         return any(e.mode != "on_request" or e.ab is not None for e in self.entries)
 
+    def may_rerank_unasked(self, index: str | None) -> bool:
+        """Whether a search of ``index`` that does not ask may still be reranked or bucketed
+        (an ``always`` policy or an A/B split); no ``indices`` entries: every index is
+        ``on_request``, so never."""
+        if not self.entries:
+            return False
+        resolution = self.resolve(index)
+        entry = resolution.entry
+        return resolution.mode == "always" or (entry is not None and entry.ab is not None)
+
     def resolve(self, index: str | None) -> Resolution:
         names = index_names(index)
         chosen: list[IndexPolicy | None] = []

@@ -55,7 +55,12 @@ from bridge.errors import UpstreamError
 from bridge.proxy.access import AccessLog
 from bridge.proxy.drain import RELAYS
 from bridge.proxy.h1_pool import Exchange
-from bridge.proxy.http_io import may_name_rerank, rerank_headers
+from bridge.proxy.http_io import (
+    MSEARCH_PATH,
+    PASSTHROUGH_TAGS,
+    SEARCH_PATH,
+    may_name_rerank,
+)
 from bridge.proxy.state import Proxy
 from bridge.proxy.upstream import (
     HOP_BY_HOP,
@@ -70,10 +75,7 @@ logger = logging.getLogger("bridge.proxy.upstream")  # its retry warnings, as Up
 
 MAX_BODY = 64 * 1024  # uvicorn pauses reading a request body past this; larger go the ASGI way
 RELAY_KEY = "bridge.relay"  # scope key of a request handed over after a failed relay attempt
-_SEARCH = re.compile(r"/(?:([^/]+)/)?_search")
-_MSEARCH = re.compile(r"/(?:[^/]+/)?_msearch")
-_PASSTHROUGH_TAGS = rerank_headers("passthrough", "none", 0.0)
-_RERANK_NAMES = {name.decode(): value.decode() for name, value in _PASSTHROUGH_TAGS}
+_RERANK_NAMES = {name.decode(): value.decode() for name, value in PASSTHROUGH_TAGS}
 _REFUSED_HEADERS = frozenset(
     {b"transfer-encoding", b"content-encoding", b"expect", b"upgrade", b"x-forwarded-for"}
     | {b"x-forwarded-proto"}
@@ -155,23 +157,19 @@ class Relay:
                 allowed = hmac.compare_digest(value, key.encode() if key else b"")
         if not allowed:
             return False
-        search = _SEARCH.fullmatch(path)
+        search = SEARCH_PATH.fullmatch(path)
         if search is not None:
-            policies = settings.policies
-            if policies.entries:
-                resolution = policies.resolve(search.group(1))
-                entry = resolution.entry
-                if resolution.mode == "always" or (entry is not None and entry.ab is not None):
-                    return False
+            if settings.policies.may_rerank_unasked(search.group(1)):
+                return False
             return b"rerank" not in scope["query_string"]
-        return _MSEARCH.fullmatch(path) is None
+        return MSEARCH_PATH.fullmatch(path) is None
 
     @staticmethod
     def plain_body(scope: dict[str, Any], body: bytes) -> bool:
         """Whether the body allows the relay: no `rerank` key on a `_search`."""
         if len(body) > MAX_BODY:
             return False
-        return not (body and _SEARCH.fullmatch(scope["path"]) and may_name_rerank(body))
+        return not (body and SEARCH_PATH.fullmatch(scope["path"]) and may_name_rerank(body))
 
     def start(self, client: Client) -> bool:
         """Send the request upstream on an idle connection; False when none is idle (then the
@@ -361,7 +359,7 @@ class _Job:
     def respond(self, status: int, headers: Headers, body: bytes) -> None:
         client = self.client
         scope = client.scope
-        search = _SEARCH.fullmatch(scope["path"]) is not None
+        search = SEARCH_PATH.fullmatch(scope["path"]) is not None
         out = [status_line(status)]
         framed = False
         if any(name.lower() == b"connection" for name, _ in headers):
@@ -380,7 +378,7 @@ class _Job:
             out += (name, b": ", value, b"\r\n")
         rerank: dict[str, str] = {}
         if search:
-            out.extend(b"%s: %s\r\n" % pair for pair in _PASSTHROUGH_TAGS)
+            out.extend(b"%s: %s\r\n" % pair for pair in PASSTHROUGH_TAGS)
             rerank = _RERANK_NAMES
         if not client.keep_alive():
             out.append(b"connection: close\r\n")
