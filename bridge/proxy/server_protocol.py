@@ -29,6 +29,15 @@ from bridge.proxy.relay import MAX_BODY, RELAY_KEY, Handover, Relay, relay_of
 _JOIN_BYTES = 64 * 1024
 
 
+def write_joined(transport: asyncio.Transport, head: bytes, body: bytes) -> None:
+    """A response head and body in one write (one TCP segment for a small answer); no copy of a
+    large body: one vectored write."""
+    if len(body) <= _JOIN_BYTES:
+        transport.write(head + body)
+    else:
+        transport.writelines((head, body))
+
+
 class HeadWithBody:
     """The connection's transport as one response cycle sees it: the first write after the
     response started (its head) is held and prefixed to the next write, or sent on close."""
@@ -45,10 +54,7 @@ class HeadWithBody:
         head = self._head
         if head is not None:
             self._head = None
-            if len(data) <= _JOIN_BYTES:
-                self._transport.write(head + data)
-            else:  # no copy of a large body: one vectored write
-                self._transport.writelines((head, data))
+            write_joined(self._transport, head, data)
         elif not self._held and self._cycle.response_started:
             self._held = True  # the response head: wait for the body's first bytes
             self._head = bytes(data)
@@ -93,10 +99,7 @@ class RelayedCycle:
         return self.cycle.disconnected or self.protocol.transport.is_closing()
 
     def write(self, head: bytes, body: bytes) -> None:
-        if len(body) <= _JOIN_BYTES:
-            self.protocol.transport.write(head + body)
-        else:
-            self.protocol.transport.writelines((head, body))
+        write_joined(self.protocol.transport, head, body)
 
     def finish(self) -> None:
         """The answer is out: what uvicorn does after a response's last body message."""
