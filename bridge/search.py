@@ -194,8 +194,6 @@ class SyncDoor:
         self.response: Any = None
 
     def embed(self, effect: Embed) -> Any:
-        if effect.max_length is None:
-            return self.owner.scorers.get(effect.model).embed(list(effect.texts))
         scorer = self.owner.scorers.get(effect.model, max_length=effect.max_length)
         return scorer.embed(list(effect.texts))
 
