@@ -149,9 +149,10 @@ class Relay:
                 return False
             if name == b"content-length":
                 try:
-                    if int(value) > MAX_BODY or int(value) > settings.limits.max_body_bytes:
-                        return False
+                    length = int(value)
                 except ValueError:
+                    return False
+                if length > MAX_BODY or length > settings.limits.max_body_bytes:
                     return False
             elif name == key_header and not allowed:
                 allowed = hmac.compare_digest(value, key.encode() if key else b"")
