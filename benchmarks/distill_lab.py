@@ -85,7 +85,7 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", type=Path, required=True)
     parser.add_argument("--scores", type=Path, required=True, help="written by distill --scores")
@@ -94,6 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     parser.add_argument("--layers", default="0,1", help="teacher layers the student keeps")
     parser.add_argument("--loss", choices=("mse", "margin", "kl"), default="mse")
+    parser.add_argument("--temperature", type=float, default=1.0, help="listwise KL's T (kl)")
+    parser.add_argument(
+        "--mse-weight", type=float, default=0.1, help="weight of the MSE term beside KL (kl)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="forward pass of the training steps, as `distill --precision` (auto: bf16 where "
+        "the CPU has native bf16); the checks run in fp32",
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=50, help="pairs per step (whole lists)")
     parser.add_argument("--epochs", type=int, default=1)
@@ -124,7 +135,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--heldout-queries", type=int, default=150)
     parser.add_argument("--every", type=int, default=0, help="also judge every K steps")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def fit_settings(args: argparse.Namespace) -> Any:
+    """The fit loop's settings from the lab's arguments (precision included)."""
+    from bridge.training import torch_model as tm
+
+    return tm.FitSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        warmup=args.warmup,
+        head_lr_scale=args.head_lr_scale,
+        threads=args.threads,
+        progress=False,
+        precision=args.precision,
+    )
+
+
+def student_loss(args: argparse.Namespace) -> Any:
+    """The distill loss the arguments name, with KL's temperature and MSE weight."""
+    from bridge.training.distill import distill_loss
+
+    return distill_loss(args.loss, args.temperature, args.mse_weight)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     import numpy as np
 
@@ -133,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from bridge.eval.ir_metrics import evaluate
     from bridge.ranker import Ranker
     from bridge.training import torch_model as tm
-    from bridge.training.distill import distill_loss, list_batches, read_scores
+    from bridge.training.distill import list_batches, read_scores
     from bridge.training.engine import bm25_top_k, connect_engine
 
     data = args.shared / "data" / "homedepot"
@@ -216,23 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     lists, logits = read_scores(args.scores)
     if args.lists:
         lists, logits = lists[: args.lists], logits[: args.lists]
-    settings = tm.FitSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        warmup=args.warmup,
-        head_lr_scale=args.head_lr_scale,
-        threads=args.threads,
-        progress=False,
-    )
+    settings = fit_settings(args)
     tm.seed_everything(args.seed)
     tm.set_threads(args.threads)
     layers = [int(x) for x in args.layers.split(",")]
     student = tm.load_cross_encoder(args.teacher, layers=layers)
     encoder = tm.PairEncoder(args.teacher / "tokenizer.json", settings.max_length)
     groups = list(zip(lists, logits, strict=True))
-    loss = distill_loss(args.loss)
+    loss = student_loss(args)
     trained = student
     if args.hidden_weight:
         trained = with_hidden_targets(student, tm.load_cross_encoder(args.teacher))
@@ -310,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 "steps": log.steps,
                 "pairs": log.pairs,
                 "train_seconds": round(log.seconds),
+                "precision": log.precision,
                 "last_losses": [round(loss, 3) for _, loss in log.losses[-3:]],
                 **judged,
                 "spearman_on_training_lists": round(float(np.nanmean(fitted)), 3),
