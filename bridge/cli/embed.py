@@ -21,7 +21,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--engine", required=True, help="engine URL (user:pass@ allowed)")
     parser.add_argument("--index", required=True, help="index (or alias) to update")
-    parser.add_argument("--field", default="title", help="text field to embed (default: title)")
+    parser.add_argument(
+        "--field",
+        default="title",
+        help='text field (dot path) to embed, as a phase with "fields": [FIELD] reads it '
+        "(default: title)",
+    )
     parser.add_argument("--into", help="vector field to write (default: FIELD_vector)")
     parser.add_argument("--model", required=True, help="bi-encoder: a local directory or name")
     parser.add_argument("--batch-size", type=int, default=256, help="documents per bulk request")

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from bridge.config import RerankConfig
 from bridge.connect.engine_http import EngineHttp
 from bridge.errors import ConfigError, UpstreamError
+from bridge.pipeline.texts import passage_texts
 from bridge.vectors.fingerprint import META_KEY, VectorsMeta
 
 logger = logging.getLogger(__name__)
@@ -62,7 +64,11 @@ def write_vectors(
     batch_size: int = 256,
     progress: Progress | None = None,
 ) -> WriteReport:
-    """Embed ``field`` of every document of ``index`` and store the vectors in ``into``."""
+    """Embed ``field`` of every document of ``index`` and store the vectors in ``into``.
+
+    A document's text is the passage a phase with ``"fields": [field]`` builds for its hit
+    (``passage_texts``: dot paths, arrays joined with ``", "``), so its stored vector is the one
+    that phase would compute; documents whose text is empty get no vector."""
     if batch_size < 1:
         raise ConfigError("must be >= 1", field="--batch-size")
     if not into or "." in into or into.startswith("_"):
@@ -75,12 +81,13 @@ def write_vectors(
     engine = engine_kind(http)
     prepare_field(http, index, into, meta, engine)
     total = _count(http, index)
+    # the passage a phase with "fields": [field] embeds when a hit has no stored vector
+    passages = RerankConfig(fields=(field,))
     embedded = skipped = done = 0
     for hits in _scroll(http, index, field, batch_size):
         texts: list[str] = []
         targets: list[Mapping[str, Any]] = []
-        for hit in hits:
-            text = field_text(hit.get("_source"), field)
+        for hit, text in zip(hits, passage_texts(hits, passages).texts, strict=True):
             if text:
                 texts.append(text)
                 targets.append(hit)
@@ -144,18 +151,6 @@ def prepare_field(http: EngineHttp, index: str, into: str, meta: VectorsMeta, en
         entries[into] = meta.to_dict()
         body["_meta"] = {**current, META_KEY: entries}
         _check(http.call("PUT", f"/{_path(name)}/_mapping", body), f"mapping {name}.{into}")
-
-
-def field_text(source: Any, field: str) -> str:
-    """The text of ``field`` (a dotted path) in a ``_source``; lists joined by spaces."""
-    value: Any = source
-    for part in field.split("."):
-        if not isinstance(value, Mapping):
-            return ""
-        value = value.get(part)
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value if v is not None and str(v).strip())
-    return str(value).strip() if isinstance(value, (str, int, float)) else ""
 
 
 def _check_existing(existing: Any, into: str, dims: int, index: str) -> None:
@@ -280,7 +275,6 @@ def stderr_progress(label: str) -> Progress:
 __all__ = [
     "WriteReport",
     "engine_kind",
-    "field_text",
     "prepare_field",
     "stderr_progress",
     "vector_mapping",

@@ -112,11 +112,13 @@ def section(models: Models, vector_field: str | None = FIELD) -> dict[str, Any]:
     return {"phases": [phase], "fields": ["title"], "explain": True, "timeout_ms": None}
 
 
-def search_sync(engine: tuple[str, str], index: str, models: Models, rerank: Any) -> Any:
+def search_sync(
+    engine: tuple[str, str], index: str, models: Models, rerank: Any, body: Any = BODY
+) -> Any:
     kind, url = engine
     client = Elasticsearch(url) if kind == "elasticsearch" else OpenSearch(url)
     with client, RerankingSearch(client, scorers=models) as door:
-        answer = door.search(index=index, body=BODY, rerank=rerank)
+        answer = door.search(index=index, body=body, rerank=rerank)
     return getattr(answer, "body", answer)
 
 
@@ -211,6 +213,56 @@ def test_embed_maps_an_hnsw_field_on_an_opensearch_knn_index(
         assert hits["hits"]["hits"][0]["_score"] == pytest.approx(1.0, abs=1e-4)
     finally:
         httpx.delete(f"{os_upstream}/{index}")
+
+
+# a list value, objects in an array (reached by a dotted path), a plain value, a missing field
+SHAPED_DOCS = {
+    "lists": {
+        "title": "drill",
+        "tags": ["cordless", "18v"],
+        "brand": [{"name": "Makita"}, {"name": "Bosch"}],
+    },
+    "plain": {"title": "hose", "tags": "garden", "brand": {"name": "Gardena"}},
+    "missing": {"title": "saw"},
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "into"), [("tags", "tags_vector"), ("brand.name", "brand_vector")]
+)
+def test_embed_stores_the_vector_of_the_passage_the_phase_embeds(
+    engine: tuple[str, str], models: Models, bi_encoder_dir: Path, field: str, into: str
+) -> None:
+    """Each stored vector is the one a phase with ``"fields": [field]`` computes for the hit
+    without it: same scores with and without ``vector_field``, every document with text stored."""
+    _, url = engine
+    index = f"stored-vectors-shapes-{uuid.uuid4().hex[:8]}"
+    lines = []
+    for doc_id, doc in SHAPED_DOCS.items():
+        lines += [json.dumps({"index": {"_id": doc_id}}), json.dumps(doc)]
+    bulk = httpx.post(
+        f"{url}/{index}/_bulk?refresh=true",
+        content="\n".join(lines) + "\n",
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert not bulk.json()["errors"]
+    try:
+        argv = ["embed", "--engine", url, "--index", index, "--field", field, "--into", into]
+        assert cli([*argv, "--model", str(bi_encoder_dir), "--quiet"]) == 0
+        body = {"query": {"match_all": {}}, "size": 3}
+        rerank = {
+            **section(models, vector_field=None),
+            "fields": [field],
+            "query": "cordless drill",
+        }
+        reference = search_sync(engine, index, models, rerank, body)
+        rerank["phases"] = [{**rerank["phases"][0], "vector_field": into}]
+        answer = search_sync(engine, index, models, rerank, body)
+    finally:
+        httpx.delete(f"{url}/{index}")
+    report = vectors_report(answer)
+    assert (report["stored"], report["missing"]) == (2, 1), report
+    assert model_scores(answer) == pytest.approx(model_scores(reference), abs=1e-5)
 
 
 def test_a_phase_scores_from_the_stored_vectors_through_every_door(
