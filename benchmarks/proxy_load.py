@@ -179,10 +179,14 @@ class ProxyProcess:
         scorer: dict[str, Any] | None = None,
         workers: int = 1,
         repo: Path = REPO,
+        launcher: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         """``cache_size`` 0 (default): every pair tokenized and scored, as a cache would flatter
         both sides of a comparison; None: the proxy's own default; ``scorer``: that whole
-        section instead; ``repo``: the checkout whose `bridge` package runs."""
+        section instead; ``repo``: the checkout whose `bridge` package runs; ``launcher``: the
+        interpreter's arguments that run the CLI (default ``-m bridge``); ``env``: added to
+        the environment."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings: dict[str, dict[str, Any]] = {
@@ -198,15 +202,14 @@ class ProxyProcess:
         with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
             config.write(_toml(settings))
         self._config_path = config.name
-        env = {**os.environ, "RERANK_BRIDGE_OFFLINE": "1"}
+        env = {**os.environ, "RERANK_BRIDGE_OFFLINE": "1", **(env or {})}
         self.log_path = Path(tempfile.gettempdir()) / f"rerank-bridge-bench-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.keep_log = False  # set when a run had errors: the log says why
         self._process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "bridge",
+                *(launcher or ["-m", "bridge"]),
                 "serve",
                 "--config",
                 self._config_path,
@@ -328,23 +331,39 @@ def overhead(
 
 
 def passthrough_load(
-    proxies: dict[str, str], index: str, terms: list[str], args: argparse.Namespace
+    proxies: dict[str, str],
+    index: str,
+    terms: list[str],
+    args: argparse.Namespace,
+    pids: dict[str, int] | None = None,
 ) -> None:
-    """Plain searches at ``--batch-clients`` through each proxy, alternating short rounds."""
-    rounds = 4
+    """Plain searches at ``--batch-clients`` through each proxy, alternating short rounds; who
+    goes first rotates each round (drift in the engine's state hits every proxy alike). With
+    ``pids``: where the machine's CPU went per request (the proxy, this load generator, the
+    rest: the engine) for each proxy."""
+    rounds = args.passthrough_rounds
     runs = {name: Run() for name in proxies}
-    for _ in range(rounds):
-        for name, url in proxies.items():
-            runs[name] += asyncio.run(
-                drive(url, index, terms, args.batch_clients, args.batch_seconds / rounds, False)
-            )
+    names = list(proxies)
+    cpu = {name: CpuSplit(pid) for name, pid in (pids or {}).items() if name in proxies}
+    for i in range(rounds):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            url = proxies[name]
+            duration = args.batch_seconds / rounds
+
+            def drive_one(url: str = url, duration: float = duration) -> Run:
+                return asyncio.run(drive(url, index, terms, args.batch_clients, duration, False))
+
+            runs[name] += cpu[name].measure(drive_one) if name in cpu else drive_one()
     summaries = {name: run.summary() for name, run in runs.items()}
+    for name, split in cpu.items():
+        summaries[name]["cpu_ms_per_request"] = split.per_request_ms(len(runs[name].latencies))
     base = summaries.get("baseline")
     emit(
         figure="passthrough_load",
         clients=args.batch_clients,
+        rounds=rounds,
         value=(
-            round(summaries["proxy"]["throughput_rps"] / max(base["throughput_rps"], 1e-9), 2)
+            round(summaries["proxy"]["throughput_rps"] / max(base["throughput_rps"], 1e-9), 3)
             if base
             else None
         ),
@@ -511,6 +530,12 @@ def main() -> int:
     parser.add_argument("--batch-clients", type=int, default=16)
     parser.add_argument("--overhead-rounds", type=int, default=400)
     parser.add_argument(
+        "--passthrough-rounds",
+        type=int,
+        default=4,
+        help="alternating rounds of the pass-through part (--batch-seconds split among them)",
+    )
+    parser.add_argument(
         "--parts",
         default="overhead,passthrough,batching,load",
         help="comma list of the figures to measure",
@@ -556,7 +581,7 @@ def main() -> int:
         if "overhead" in parts:
             overhead(upstream, passing, index, terms, args.overhead_rounds, pids)
         if "passthrough" in parts:
-            passthrough_load(passing, index, terms, args)
+            passthrough_load(passing, index, terms, args, pids)
         if "batching" in parts:
             batching(on, off, index, terms, args)
         off.stop()

@@ -93,8 +93,10 @@ def log_config(*, verbose: bool) -> dict[str, Any]:
     """uvicorn's logging plus the package's loggers; applied in every worker process too."""
     from uvicorn.config import LOGGING_CONFIG
 
+    from bridge.proxy.access import LINE_FORMAT
+
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["bridge"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    config["formatters"]["bridge"] = {"format": LINE_FORMAT}
     config["handlers"]["bridge"] = {
         "class": "logging.StreamHandler",
         "formatter": "bridge",
@@ -102,6 +104,16 @@ def log_config(*, verbose: bool) -> dict[str, Any]:
     }
     config["loggers"]["bridge"] = {
         "handlers": ["bridge"],
+        "level": "DEBUG" if verbose else "INFO",
+        "propagate": False,
+    }
+    # the access lines: same format and stream, written in batches (bridge.proxy.access)
+    config["handlers"]["bridge_access"] = {
+        **config["handlers"]["bridge"],
+        "class": "bridge.proxy.access.AccessLineHandler",
+    }
+    config["loggers"]["bridge.proxy.access"] = {
+        "handlers": ["bridge_access"],
         "level": "DEBUG" if verbose else "INFO",
         "propagate": False,
     }

@@ -2,14 +2,23 @@
 
 One JSON line per request on the `bridge.proxy.access` logger: method, path, status, bytes, time and
 rerank headers. Never headers, bodies or query strings (they can carry credentials or user text).
+
+Under `rerank-bridge serve` the logger writes through ``AccessLineHandler`` (bridge.cli.serve):
+the same lines, formatted without a ``LogRecord`` when the format is serve's own, and written in
+batches (at most ``FLUSH_S`` late, one write per batch) instead of one write and flush per
+request. Any other set-up (a handler of one's own, a filter, propagation, pytest's caplog) gets
+every line through the logging machinery as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +27,9 @@ from bridge.proxy.prometheus import ProxyMetrics
 
 access_logger = logging.getLogger("bridge.proxy.access")
 logger = logging.getLogger(__name__)
+
+# serve's format for the package's loggers (bridge.cli.serve.log_config)
+LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def route_label(scope: Scope, named: frozenset[str] = frozenset()) -> str:
@@ -34,7 +46,141 @@ def route_label(scope: Scope, named: frozenset[str] = frozenset()) -> str:
 
 # one encoder for every line (json.dumps with separators builds a new one per call)
 _LINE = json.JSONEncoder(separators=(",", ":"))
-_SERIES_CACHED = 1024  # (route, method, status) label sets kept resolved
+_STRING: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def access_line(
+    method: str, path: str, status: int, sent: int, ms: float, client: Any, rerank: dict[str, str]
+) -> str:
+    """The access record as JSON: what ``_LINE.encode`` gives for the same dict, built directly
+    when every value has its usual type (a third of the encoder's time)."""
+    if (
+        type(client) is str
+        and type(method) is str
+        and type(path) is str
+        and type(status) is int
+        and type(sent) is int
+        and type(ms) is float
+        and math.isfinite(ms)
+    ):
+        line = (
+            f'{{"method":{_STRING(method)},"path":{_STRING(path)},"status":{status!r},'
+            f'"bytes":{sent!r},"ms":{ms!r},"client":{_STRING(client)}'
+        )
+        for name, value in rerank.items():
+            if name in _RECORD_KEYS or type(name) is not str or type(value) is not str:
+                break
+            line += f",{_STRING(name)}:{_STRING(value)}"
+        else:
+            return line + "}"
+    record = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "bytes": sent,
+        "ms": ms,
+        "client": client,
+        **rerank,
+    }
+    return _LINE.encode(record)
+
+
+_RECORD_KEYS = frozenset({"method", "path", "status", "bytes", "ms", "client"})
+
+
+class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler writing its lines in batches: one write (and flush) at most ``FLUSH_S``
+    after the first line of a batch, or at ``BATCH`` lines, or on ``flush``/``close`` (the
+    logging module flushes every handler at exit). Outside an event loop each line is written at
+    once. ``line`` takes a message straight from ``AccessLog`` (no ``LogRecord``)."""
+
+    FLUSH_S = 0.05
+    BATCH = 256
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._stamp = ""
+        self._plain = False  # the formatter is LINE_FORMAT with logging's own time format
+        self._level = logging.getLevelName(logging.INFO)
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:  # noqa: N802 (logging's name)
+        super().setFormatter(fmt)
+        self._level = logging.getLevelName(logging.INFO)
+        self._plain = (
+            type(fmt) is logging.Formatter
+            and fmt._fmt == LINE_FORMAT
+            and fmt.datefmt is None
+            and isinstance(fmt._style, logging.PercentStyle)
+            and fmt.converter is time.localtime
+            and fmt.default_time_format == logging.Formatter.default_time_format
+            and fmt.default_msec_format == logging.Formatter.default_msec_format
+        )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._add(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+
+    def line(self, name: str, message: str) -> None:
+        """An INFO line of logger ``name``, as ``emit`` would write it."""
+        if not self._plain:
+            record = logging.LogRecord(name, logging.INFO, __file__, 0, message, (), None)
+            self.emit(record)
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # logging.Formatter.formatTime, once a second
+            self._second = second
+            self._stamp = time.strftime(logging.Formatter.default_time_format, time.localtime(now))
+        msecs = int((now - second) * 1000)
+        self._add(f"{self._stamp},{msecs:03d} {self._level} {name}: {message}{self.terminator}")
+
+    def _add(self, text: str) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            pending = self._pending
+            pending.append(text)
+            if len(pending) >= self.BATCH:
+                self._write()
+            elif self._timer is None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    self._write()
+                    return
+                self._timer = loop.call_later(self.FLUSH_S, self.flush)
+
+    def _write(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending = []
+            self.stream.write(text)
+        super().flush()
+
+    def flush(self) -> None:
+        if self.lock is None:
+            return
+        with self.lock:
+            self._write()
+
+
+def _direct_handler() -> AccessLineHandler | None:
+    """The access logger's handler when it is only an ``AccessLineHandler`` and nothing else
+    could see a record (no filter, no propagation), else None."""
+    log = access_logger
+    handlers = log.handlers
+    if len(handlers) != 1 or log.propagate or log.filters or log.disabled:
+        return None
+    handler = handlers[0]
+    if type(handler) is not AccessLineHandler or handler.filters or handler.level > logging.INFO:
+        return None
+    return handler
 
 
 class AccessLog:
@@ -44,51 +190,34 @@ class AccessLog:
     def __init__(self, metrics: ProxyMetrics, named_paths: frozenset[str] = frozenset()) -> None:
         self.metrics = metrics
         self.named_paths = named_paths
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # label set -> children
+        self.tally = metrics.traffic
 
     def done(
         self, scope: Scope, status: int, sent: int, elapsed: float, rerank: dict[str, str]
     ) -> None:
         """Count the request and write its line (when the logger takes INFO)."""
-        self.count(scope, status, elapsed)
-        if access_logger.isEnabledFor(logging.INFO):
-            record = {
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "bytes": sent,
-                "ms": round(elapsed * 1000, 2),
-                "client": (scope.get("client") or ("", 0))[0],
-                **rerank,
-            }
-            # Logger.info without its caller lookup (a walk up the stack per request)
-            access_logger.handle(
-                access_logger.makeRecord(
-                    access_logger.name,
-                    logging.INFO,
-                    __file__,
-                    0,
-                    _LINE.encode(record),
-                    (),
-                    None,
-                )
+        self.tally.add(route_label(scope, self.named_paths), scope["method"], status, elapsed)
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        message = access_line(
+            scope["method"],
+            scope["path"],
+            status,
+            sent,
+            round(elapsed * 1000, 2),
+            (scope.get("client") or ("", 0))[0],
+            rerank,
+        )
+        handler = _direct_handler()
+        if handler is not None:
+            handler.line(access_logger.name, message)
+            return
+        # Logger.info without its caller lookup (a walk up the stack per request)
+        access_logger.handle(
+            access_logger.makeRecord(
+                access_logger.name, logging.INFO, __file__, 0, message, (), None
             )
-
-    def count(self, scope: Scope, status: int, elapsed: float) -> None:
-        """The request in the metrics; each label set is resolved once."""
-        route = route_label(scope, self.named_paths)
-        key = (route, scope["method"], status)
-        series = self._series.get(key)
-        if series is None:
-            series = (
-                self.metrics.requests.labels(route, scope["method"], str(status)),
-                self.metrics.request_seconds.labels(route),
-            )
-            if len(self._series) >= _SERIES_CACHED:
-                self._series.clear()
-            self._series[key] = series
-        series[0].inc()
-        series[1].observe(elapsed)
+        )
 
 
 class AccessMiddleware:

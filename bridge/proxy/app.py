@@ -27,6 +27,7 @@ from bridge.proxy.access import AccessMiddleware
 from bridge.proxy.auth import ApiKeyMiddleware
 from bridge.proxy.drain import PROCESS_DRAIN, Drain, DrainMiddleware
 from bridge.proxy.error_responses import payload_too_large, response_for
+from bridge.proxy.heap import settle_after_startup
 from bridge.proxy.hop import ThinHop
 from bridge.proxy.http_io import BodyTooLargeError
 from bridge.proxy.model_api import MODEL_API_PATHS, model_api_routes
@@ -158,12 +159,15 @@ def create_app(
 
 
 def create_app_from_env() -> Starlette:
-    """uvicorn factory for worker processes (`rerank-bridge serve --workers N`)."""
+    """uvicorn factory of `rerank-bridge serve` (each worker process); the heap is frozen once
+    start-up is over (bridge.proxy.heap)."""
     path = os.environ.get(CONFIG_ENV) or None
     urls = [u for u in os.environ.get(UPSTREAM_ENV, "").split(",") if u] or None
-    return create_app(
+    app = create_app(
         load_settings_from_env(), config_path=path, upstream_override=urls, drain=PROCESS_DRAIN
     )
+    settled: Starlette = settle_after_startup(app)
+    return settled
 
 
 __all__ = ["create_app", "create_app_from_env", "lifespan"]

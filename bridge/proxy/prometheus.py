@@ -1,10 +1,22 @@
-"""Prometheus metrics, one registry per app (several apps can live in one process, e.g. tests)."""
+"""Prometheus metrics, one registry per app (several apps can live in one process, e.g. tests).
+
+What every request counts (``rerank_bridge_requests_total``, ``rerank_bridge_request_seconds``,
+``rerank_bridge_relayed_requests_total``) is kept as plain numbers (``RequestTally``,
+``PlainCounter``) and turned into prometheus_client's metric families when /metrics is scraped:
+the same names, labels, values and ``_created`` series as a ``Counter`` and a ``Histogram`` give,
+without their label look-up and locks on every request. They are written and scraped on the event
+loop's thread only.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
+import prometheus_client.metrics
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -15,6 +27,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -25,12 +38,9 @@ class ProxyMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = self._counter(
-            "requests", "HTTP requests handled by the proxy", "route", "method", "status"
-        )
-        self.request_seconds = self._histogram(
-            "request_seconds", "Wall time of proxied requests", _LATENCY_BUCKETS, "route"
-        )
+        # rerank_bridge_requests_total {route, method, status} + rerank_bridge_request_seconds
+        self.traffic = RequestTally(_LATENCY_BUCKETS)
+        self.registry.register(self.traffic)
         self.reranks = self._counter(
             "reranks",
             "Searches on rerank routes by outcome (reranked, skipped, passthrough)",
@@ -68,10 +78,11 @@ class ProxyMetrics:
             "Missing pairs another search was already having scored (waited for, not rescored)",
             "model",
         )
-        self.relayed = self._counter(
-            "relayed_requests",
+        self.relayed = PlainCounter(
+            "rerank_bridge_relayed_requests",
             "Pass-through reads relayed by the server protocol itself (no ASGI cycle)",
         )
+        self.registry.register(self.relayed)
         self.upstream_errors = self._counter(
             "upstream_errors", "Upstream exchanges that failed (unreachable or timed out)", "kind"
         )
@@ -167,3 +178,93 @@ class ScorerCaches(Collector):
         yield entries
         yield size
         yield tokenize
+
+
+def _created_series() -> bool:
+    """Whether prometheus_client exports ``_created`` series (PROMETHEUS_DISABLE_CREATED_SERIES)."""
+    return bool(getattr(prometheus_client.metrics, "_use_created", True))
+
+
+class PlainCounter(Collector):
+    """A counter without labels: ``inc`` adds to a float, exported as a prometheus_client
+    ``Counter`` of the same name would be (``<name>_total`` and ``<name>_created``)."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.value = 0.0
+        self.created = time.time()
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def collect(self) -> Iterator[Metric]:
+        family = Metric(self.name, self.documentation, "counter")
+        family.add_sample(f"{self.name}_total", {}, self.value)
+        if _created_series():
+            family.add_sample(f"{self.name}_created", {}, self.created)
+        yield family
+
+
+class _Series:
+    """One histogram series: observations per bucket (not cumulative), their sum, its birth."""
+
+    __slots__ = ("counts", "created", "total")
+
+    def __init__(self, buckets: int) -> None:
+        self.counts = [0] * buckets
+        self.total = 0.0
+        self.created = time.time()
+
+
+class RequestTally(Collector):
+    """Every answered request: ``rerank_bridge_requests_total`` {route, method, status} and
+    ``rerank_bridge_request_seconds`` {route}, as the ``Counter`` and ``Histogram`` they replace
+    export them (series in first-seen order, cumulative buckets with ``+Inf``, ``_count``,
+    ``_sum``, ``_created``), for a dictionary update and a bisect per request."""
+
+    REQUESTS = "rerank_bridge_requests"
+    SECONDS = "rerank_bridge_request_seconds"
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.bounds = (*sorted(buckets), math.inf)
+        self._requests: dict[tuple[str, str, int], list[float]] = {}  # -> [count, created]
+        self._seconds: dict[str, _Series] = {}
+
+    def add(self, route: str, method: str, status: int, elapsed: float) -> None:
+        key = (route, method, status)
+        count = self._requests.get(key)
+        if count is None:
+            self._requests[key] = [1, time.time()]
+        else:
+            count[0] += 1
+        series = self._seconds.get(route)
+        if series is None:
+            series = self._seconds[route] = _Series(len(self.bounds))
+        # the first bucket whose bound is >= the value (prometheus_client: value <= bound)
+        series.counts[bisect_left(self.bounds, elapsed)] += 1
+        series.total += elapsed
+
+    def collect(self) -> Iterator[Metric]:
+        created = _created_series()
+        requests = Metric(self.REQUESTS, "HTTP requests handled by the proxy", "counter")
+        for (route, method, status), (count, born) in list(self._requests.items()):
+            labels = {"route": route, "method": method, "status": str(status)}
+            requests.add_sample(f"{self.REQUESTS}_total", labels, float(count))
+            if created:
+                requests.add_sample(f"{self.REQUESTS}_created", labels, born)
+        yield requests
+        seconds = Metric(self.SECONDS, "Wall time of proxied requests", "histogram")
+        bucket_name = f"{self.SECONDS}_bucket"
+        les = [floatToGoString(bound) for bound in self.bounds]  # type: ignore[no-untyped-call]
+        for route, series in list(self._seconds.items()):
+            total = 0.0
+            for le, count in zip(les, series.counts, strict=True):
+                total += count
+                seconds.add_sample(bucket_name, {"route": route, "le": le}, total)
+            labels = {"route": route}
+            seconds.add_sample(f"{self.SECONDS}_count", labels, total)
+            seconds.add_sample(f"{self.SECONDS}_sum", labels, series.total)
+            if created:
+                seconds.add_sample(f"{self.SECONDS}_created", labels, series.created)
+        yield seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -71,6 +72,57 @@ def test_serve_command_runs_a_healthy_proxy(es_upstream: str, nano_cross_encoder
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_serve_writes_the_access_lines_it_batches_before_it_exits(
+    es_upstream: str, nano_cross_encoder_dir: Path, tmp_path: Path
+) -> None:
+    """Under serve the access lines are written in batches (bridge.proxy.access); a relayed
+    read and an app request each have their line, in serve's format, by the time it exits."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "bridge", "serve", "--upstream", es_upstream),
+                *("--port", str(port), "--model", str(nano_cross_encoder_dir)),
+            ],
+            cwd=REPO,
+            env={**os.environ, "RERANK_BRIDGE_OFFLINE": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{url}/_bridge/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            with httpx.Client() as client:  # keep-alive: the second read is relayed
+                for _ in range(3):
+                    client.get(f"{url}/_cluster/health").raise_for_status()
+                metrics = client.get(f"{url}/_bridge/metrics").text
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    relayed = [
+        line for line in metrics.splitlines() if line.startswith("rerank_bridge_relayed_requests")
+    ]
+    lines = [line for line in log.read_text().splitlines() if " INFO bridge.proxy.access: " in line]
+    records = [json.loads(line.split(": ", 1)[1]) for line in lines]
+    assert relayed[0] != "rerank_bridge_relayed_requests_total 0.0", relayed
+    assert [(r["method"], r["path"], r["status"]) for r in records][-4:] == [
+        ("GET", "/_cluster/health", 200),
+        ("GET", "/_cluster/health", 200),
+        ("GET", "/_cluster/health", 200),
+        ("GET", "/_bridge/metrics", 200),
+    ]
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO bridge\.proxy\.access: \{.*\}", lines[-1]
+    )
 
 
 def test_serve_command_reports_a_bad_config_file(tmp_path: Path) -> None:
