@@ -160,7 +160,10 @@ class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if self._pending:
             text = "".join(self._pending)
             self._pending = []
-            self.stream.write(text)
+            try:
+                self.stream.write(text)
+            except (OSError, ValueError):  # a closed or broken stream: the batch is lost
+                return
         super().flush()
 
     def flush(self) -> None:
