@@ -1,10 +1,10 @@
 """What freezing the heap after start-up saves `rerank-bridge serve` (bridge.proxy.heap).
 
 Three proxies of this checkout side by side, the same code but for what happens to the heap once
-start-up is over: ``none`` (the interpreter's defaults: no freeze, threshold 700), ``freeze``
-(gc.collect + gc.freeze, default threshold) and ``serve`` (what serve does: freeze and the young
-generation's threshold at bridge.proxy.heap.GEN0_THRESHOLD). The variants are chosen by a small
-launcher that replaces ``bridge.proxy.heap.settle`` before the CLI starts.
+start-up is over: ``none`` (the interpreter's defaults: no freeze, young generation threshold
+700), ``serve`` (what serve does: bridge.proxy.heap.settle, gc.collect + gc.freeze) and
+``gen0_10000`` (serve's, and the young generation's threshold at 10,000). The variants are
+chosen by a small launcher that replaces ``bridge.proxy.heap.settle`` before the CLI starts.
 
 Figures (JSON lines), each with its peers from the same run:
 1. 1 client, rotated rounds: plain `_search` and `_count` p50 through each, and each proxy's
@@ -48,17 +48,18 @@ LAUNCHER = """
 import gc, os, runpy, sys
 import bridge.proxy.heap as heap
 variant = os.environ["HEAP_VARIANT"]
+serve_settle = heap.settle
 if variant == "none":
     heap.settle = lambda: None
-elif variant == "freeze":
+elif variant == "gen0_10000":
     def settle():
-        gc.collect()
-        gc.freeze()
+        serve_settle()
+        gc.set_threshold(10000, *gc.get_threshold()[1:])
     heap.settle = settle
 sys.argv = ["bridge", *sys.argv[1:]]
 runpy.run_module("bridge", run_name="__main__", alter_sys=True)
 """
-VARIANTS = ("none", "freeze", "serve")
+VARIANTS = ("none", "serve", "gen0_10000")
 
 
 def one_client(proxies: dict[str, ProxyProcess], index: str, terms: list[str], rounds: int) -> None:

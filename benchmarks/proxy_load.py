@@ -546,8 +546,19 @@ def main() -> int:
         default=None,
         help="a checkout of other code, run as a second proxy for before/after pass-through",
     )
+    parser.add_argument(
+        "--other-repo",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another checkout run as one more proxy named NAME in the overhead and "
+        "pass-through parts (repeatable), e.g. the code before an earlier change",
+    )
     args = parser.parse_args()
     upstream = loopback_upstream(parser, args.upstream)
+    others = [spec.split("=", 1) for spec in args.other_repo]
+    if any(len(pair) != 2 or not pair[0] for pair in others):
+        parser.error("--other-repo takes NAME=DIR")
 
     terms = queries(2000)
     index = load_index(upstream, products(args.docs))
@@ -571,6 +582,11 @@ def main() -> int:
             procs.append(baseline)
             passing["baseline"] = baseline.url
             pids["baseline"] = baseline.pid
+        for name, directory in others:
+            other = ProxyProcess(upstream, args.model, batching=True, repo=Path(directory))
+            procs.append(other)
+            passing[name] = other.url
+            pids[name] = other.pid
         for proxy in procs:
             proxy.wait_ready()
         for proxy in procs:  # warm up: model loaded, sessions optimised, pools open

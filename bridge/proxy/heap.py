@@ -4,9 +4,10 @@ By the time the proxy answers its first request, the interpreter holds everythin
 and will keep until exit: modules, the app and its routes, settings, tokenizers and model
 wrappers. Every full garbage collection walks all of it again, on the event loop's thread, for
 nothing. ``settle`` collects what start-up left over, then ``gc.freeze()`` moves the rest out of
-the collector's generations (it is still freed normally by reference counting), and sets the
-first generation's threshold to ``GEN0_THRESHOLD`` allocations: requests make short-lived
-containers, and fewer, slightly larger young collections cost less in total.
+the collector's generations (it is still freed normally by reference counting). Measured with
+benchmarks/heap_freeze.py (benchmarks/README.md): 8 % less proxy CPU per relayed request at
+1 client; the collector's thresholds stay the interpreter's own, as a young generation of
+10,000 (instead of 700) objects did not help (more CPU per request at 16 clients, in one run).
 
 Only `rerank-bridge serve` does this (``settle_after_startup`` wraps the app's lifespan in
 bridge.proxy.app.create_app_from_env), not apps built in a test process.
@@ -19,15 +20,11 @@ import gc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-GEN0_THRESHOLD = 10_000
-
 
 def settle() -> None:
-    """Collect, freeze what is left, raise the young generation's threshold."""
+    """Collect what start-up left over, freeze the rest."""
     gc.collect()
     gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
 
 
 def settle_after_startup(app: Any) -> Any:
@@ -46,4 +43,4 @@ def settle_after_startup(app: Any) -> Any:
     return app
 
 
-__all__ = ["GEN0_THRESHOLD", "settle", "settle_after_startup"]
+__all__ = ["settle", "settle_after_startup"]
