@@ -6,7 +6,9 @@ Figures, each with its peer from the same run, printed as JSON lines:
    plain `_search`, a `_count` and `_cluster/health`, each request sent direct and through every
    proxy in turn (interleaved); also as a share of the direct p50;
 2. pass-through at ``--batch-clients`` (``passthrough``): plain `_search` throughput and p50,
-   p99 through each proxy, alternating rounds;
+   p99 through each proxy, alternating rounds (rotated order), and where the machine's CPU went
+   per request; ``--load-client raw`` drives it with raw keep-alive connections (httpx costs
+   more CPU per request than the proxy and the engine together on a 2-core host);
 3. micro-batching (``batching``): reranked searches/s with batching on vs off (16 clients, no
    score cache);
 4. load (``load``): 32 clients for 60 s of reranked searches through one proxy: errors, p50, p99.
@@ -276,6 +278,8 @@ def overhead(
     terms: list[str],
     rounds: int,
     pids: dict[str, int] | None = None,
+    *,
+    raw: bool = False,
 ) -> None:
     """Sequential requests, 1 client: each one direct and through every proxy, same request;
     for a plain `_search`, a `_count` and `_cluster/health`. Who goes first rotates each round:
@@ -283,26 +287,17 @@ def overhead(
     first, `_count` came out faster through either proxy than direct)."""
     kinds = ("search", "count", "health")
     bases = {"direct": upstream, **proxies}
-    names = list(bases)
     times: dict[str, dict[str, list[float]]] = {k: {b: [] for b in bases} for k in kinds}
     cpu_before = {name: process_cpu_s(pid) for name, pid in (pids or {}).items()}
-    with httpx.Client(timeout=30) as client:
-        for i in range(rounds):
-            query = search_body(terms[i % len(terms)], rerank=False)
-            requests = {
-                "search": ("POST", f"/{index}/_search", query),
-                "count": ("POST", f"/{index}/_count", {"query": query["query"]}),
-                "health": ("GET", "/_cluster/health", None),
-            }
-            order = names[i % len(names) :] + names[: i % len(names)]
-            for kind, (method, path, body) in requests.items():
-                for name in order:
-                    started = time.perf_counter()
-                    client.request(method, f"{bases[name]}{path}", json=body).raise_for_status()
-                    times[kind][name].append((time.perf_counter() - started) * 1000)
+    client_kind = "raw" if raw else "httpx"
+    if raw:
+        asyncio.run(_overhead_raw(bases, index, terms, rounds, times))
+    else:
+        _overhead_httpx(bases, index, terms, rounds, times)
     if cpu_before:  # the proxies' own CPU (all threads) per request they relayed, all kinds
         emit(
             figure="passthrough_cpu_ms_per_request",
+            client=client_kind,
             proxies={
                 name: round((process_cpu_s(pid) - cpu_before[name]) * 1000 / (rounds * 3), 3)
                 for name, pid in (pids or {}).items()
@@ -321,6 +316,7 @@ def overhead(
             }
         emit(
             figure="passthrough_overhead_ms_p50",
+            client=client_kind,
             request=kind,
             value=per_proxy["proxy"]["overhead_ms"],
             direct_p50_ms=round(direct, 3),
@@ -330,17 +326,92 @@ def overhead(
         )
 
 
+def _overhead_requests(index: str, term: str) -> dict[str, tuple[str, str, Any]]:
+    query = search_body(term, rerank=False)
+    return {
+        "search": ("POST", f"/{index}/_search", query),
+        "count": ("POST", f"/{index}/_count", {"query": query["query"]}),
+        "health": ("GET", "/_cluster/health", None),
+    }
+
+
+def _overhead_httpx(
+    bases: dict[str, str],
+    index: str,
+    terms: list[str],
+    rounds: int,
+    times: dict[str, dict[str, list[float]]],
+) -> None:
+    names = list(bases)
+    with httpx.Client(timeout=30) as client:
+        for i in range(rounds):
+            requests = _overhead_requests(index, terms[i % len(terms)])
+            order = names[i % len(names) :] + names[: i % len(names)]
+            for kind, (method, path, body) in requests.items():
+                for name in order:
+                    started = time.perf_counter()
+                    client.request(method, f"{bases[name]}{path}", json=body).raise_for_status()
+                    times[kind][name].append((time.perf_counter() - started) * 1000)
+
+
+async def _overhead_raw(
+    bases: dict[str, str],
+    index: str,
+    terms: list[str],
+    rounds: int,
+    times: dict[str, dict[str, list[float]]],
+) -> None:
+    """As _overhead_httpx, over one raw keep-alive connection per side (_RawConnection)."""
+    loop = asyncio.get_running_loop()
+    names = list(bases)
+    conns: dict[str, _RawConnection] = {}
+    for name, url in bases.items():
+        host, port = url.split("//", 1)[1].split(":")
+        _, conns[name] = await loop.create_connection(_RawConnection, host, int(port))
+    try:
+        for i in range(rounds):
+            requests = _overhead_requests(index, terms[i % len(terms)])
+            order = names[i % len(names) :] + names[: i % len(names)]
+            for kind, (method, path, body) in requests.items():
+                for name in order:
+                    request = _raw_request(method, path, bases[name], body)
+                    started = time.perf_counter()
+                    status = await conns[name].exchange(request)
+                    if status != 200:
+                        raise SystemExit(f"{name} {method} {path}: HTTP {status}")
+                    times[kind][name].append((time.perf_counter() - started) * 1000)
+    finally:
+        for conn in conns.values():
+            if conn.transport is not None:
+                conn.transport.close()
+
+
+def _raw_request(method: str, path: str, url: str, body: Any) -> bytes:
+    host = url.split("//", 1)[1].encode()
+    if body is None:
+        return b"%s %s HTTP/1.1\r\nhost: %s\r\n\r\n" % (method.encode(), path.encode(), host)
+    content = json.dumps(body).encode()
+    return (
+        b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%s"
+        % (method.encode(), path.encode(), host, len(content), content)
+    )
+
+
 def passthrough_load(
     proxies: dict[str, str],
     index: str,
     terms: list[str],
     args: argparse.Namespace,
     pids: dict[str, int] | None = None,
+    *,
+    raw: bool = False,
+    repeat: int = 1,
 ) -> None:
     """Plain searches at ``--batch-clients`` through each proxy, alternating short rounds; who
     goes first rotates each round (drift in the engine's state hits every proxy alike). With
     ``pids``: where the machine's CPU went per request (the proxy, this load generator, the
-    rest: the engine) for each proxy."""
+    rest: the engine) for each proxy. ``raw``: the raw-connection load generator (drive_raw)."""
     rounds = args.passthrough_rounds
     runs = {name: Run() for name in proxies}
     names = list(proxies)
@@ -351,7 +422,7 @@ def passthrough_load(
             duration = args.batch_seconds / rounds
 
             def drive_one(url: str = url, duration: float = duration) -> Run:
-                if args.raw_client:
+                if raw:
                     return asyncio.run(drive_raw(url, index, terms, args.batch_clients, duration))
                 return asyncio.run(drive(url, index, terms, args.batch_clients, duration, False))
 
@@ -364,7 +435,8 @@ def passthrough_load(
         figure="passthrough_load",
         clients=args.batch_clients,
         rounds=rounds,
-        client="raw" if args.raw_client else "httpx",
+        client="raw" if raw else "httpx",
+        repeat=repeat,
         value=(
             round(summaries["proxy"]["throughput_rps"] / max(base["throughput_rps"], 1e-9), 3)
             if base
@@ -635,10 +707,18 @@ def main() -> int:
         help="a checkout of other code, run as a second proxy for before/after pass-through",
     )
     parser.add_argument(
-        "--raw-client",
-        action="store_true",
-        help="pass-through part: raw keep-alive connections instead of httpx (a load generator "
-        "that costs far less CPU per request than the proxy it measures)",
+        "--load-client",
+        choices=["httpx", "raw", "both"],
+        default="httpx",
+        help="overhead and pass-through parts: httpx (1.6-1.8 ms of CPU per request on this "
+        "host, most of the machine at 16 clients), raw keep-alive connections that only frame "
+        "answers (0.05 ms: the figure is the proxy's and the engine's), or both in turn",
+    )
+    parser.add_argument(
+        "--passthrough-repeat",
+        type=int,
+        default=1,
+        help="measure the pass-through part this many times (one figure each)",
     )
     parser.add_argument(
         "--other-repo",
@@ -689,9 +769,24 @@ def main() -> int:
 
         parts = set(args.parts.split(","))
         if "overhead" in parts:
-            overhead(upstream, passing, index, terms, args.overhead_rounds, pids)
+            for kind in ("httpx", "raw"):
+                if args.load_client in (kind, "both"):
+                    overhead(
+                        upstream,
+                        passing,
+                        index,
+                        terms,
+                        args.overhead_rounds,
+                        pids,
+                        raw=kind == "raw",
+                    )
         if "passthrough" in parts:
-            passthrough_load(passing, index, terms, args, pids)
+            for repeat in range(1, args.passthrough_repeat + 1):
+                for kind in ("httpx", "raw"):
+                    if args.load_client in (kind, "both"):
+                        passthrough_load(
+                            passing, index, terms, args, pids, raw=kind == "raw", repeat=repeat
+                        )
         if "batching" in parts:
             batching(on, off, index, terms, args)
         off.stop()
