@@ -1,4 +1,5 @@
-"""The few JSON calls `connect` makes to an engine (stdlib only), or prints them with --dry-run."""
+"""The few JSON calls `connect` and `embed` make to an engine (stdlib only), or prints them with
+--dry-run; and which engine a URL is (``engine_kind``)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,23 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from bridge.errors import UpstreamError
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
+EngineKind = Literal["elasticsearch", "opensearch"]
+
 
 @dataclass(frozen=True)
 class Answer:
     status: int
     body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)  # names in lower case
 
 
 @dataclass
@@ -69,22 +74,52 @@ class EngineHttp:
             request.add_header("Authorization", self._auth)
         try:
             with _NO_PROXY.open(request, timeout=self.timeout_s) as response:
-                return Answer(response.status, _json(response.read()))
+                return Answer(response.status, _json(response.read()), _lower(response.headers))
         except urllib.error.HTTPError as exc:
-            return Answer(exc.code, _json(exc.read()))
+            return Answer(exc.code, _json(exc.read()), _lower(exc.headers))
         except (urllib.error.URLError, OSError) as exc:
             raise UpstreamError(f"{method} {self.base}{path}: {exc}") from None
 
     def ok(self, method: str, path: str, body: Any = None) -> Any:
         """Like ``call`` but any non-2xx answer is an error naming the engine's reason."""
         answer = self.call(method, path, body)
-        if self.dry_run:
-            return None
+        return None if self.dry_run else checked(answer, f"{method} {path}")
+
+
+def checked(answer: Answer, doing: str) -> Any:
+    """``answer``'s body; a non-2xx answer is an ``UpstreamError`` (one line) naming what was
+    being done and the engine's reason."""
+    if 200 <= answer.status < 300:
+        return answer.body
+    reason = answer.body
+    if isinstance(reason, Mapping) and isinstance(reason.get("error"), Mapping):
+        error = reason["error"]
+        reason = f"{error.get('type')}: {error.get('reason')}" if "reason" in error else error
+    text = reason if isinstance(reason, str) else json.dumps(reason)
+    raise UpstreamError(
+        f"{doing}: the engine answered {answer.status}: {' '.join(text.split())[:600]}"
+    )
+
+
+def engine_kind(http: EngineHttp) -> EngineKind:
+    """Which engine ``http`` talks to. Elasticsearch marks every answer with ``X-Elastic-Product``
+    (also a 401, and the 405 its integ-test zip gives ``GET /``), so the health endpoint is asked
+    first; OpenSearch names its distribution in ``GET /``."""
+    for path in ("/_cluster/health", "/"):
+        answer = http.call("GET", path)
+        if answer.headers.get("x-elastic-product") == "Elasticsearch":
+            return "elasticsearch"
         if not 200 <= answer.status < 300:
             raise UpstreamError(
-                f"{method} {path} answered {answer.status}: {json.dumps(answer.body)[:600]}"
+                f"engine at {http.base} answered HTTP {answer.status} to GET {path}"
             )
-        return answer.body
+    version = answer.body.get("version") if isinstance(answer.body, Mapping) else None
+    distribution = version.get("distribution") if isinstance(version, Mapping) else None
+    return "opensearch" if distribution == "opensearch" else "elasticsearch"
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {str(name).lower(): str(value) for name, value in (headers or {}).items()}
 
 
 def _json(raw: bytes) -> Any:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from bridge.config import RerankConfig
-from bridge.connect.engine_http import EngineHttp
+from bridge.connect.engine_http import EngineHttp, checked, engine_kind
 from bridge.errors import ConfigError, UpstreamError
 from bridge.pipeline.texts import passage_texts
 from bridge.vectors.fingerprint import META_KEY, VectorsMeta
@@ -100,19 +100,10 @@ def write_vectors(
         done += len(hits)
         if progress is not None:
             progress(done, total)
-    _check(http.call("POST", f"/{_path(index)}/_refresh"), f"refreshing {index}")
+    checked(http.call("POST", f"/{_path(index)}/_refresh"), f"refreshing {index}")
     seconds = round(time.perf_counter() - began, 1)
     logger.info("stored %d vectors in %s.%s (%d skipped)", embedded, index, into, skipped)
     return WriteReport(index, field, into, engine, meta.dims, total, embedded, skipped, seconds)
-
-
-def engine_kind(http: EngineHttp) -> str:
-    """``"opensearch"`` or ``"elasticsearch"``, from the root endpoint."""
-    answer = http.call("GET", "/")  # some Elasticsearch builds refuse GET / (405): not OpenSearch
-    body = answer.body if 200 <= answer.status < 300 else None
-    version = body.get("version") if isinstance(body, Mapping) else None
-    distribution = version.get("distribution") if isinstance(version, Mapping) else None
-    return "opensearch" if distribution == "opensearch" else "elasticsearch"
 
 
 def vector_mapping(engine: str, dims: int, *, knn_index: bool = True) -> dict[str, Any]:
@@ -134,7 +125,7 @@ def prepare_field(http: EngineHttp, index: str, into: str, meta: VectorsMeta, en
     answer = http.call("GET", f"/{_path(index)}/_mapping")
     if answer.status == 404:
         raise ConfigError(f"index {index!r} not found", field="--index")
-    mappings = _check(answer, f"reading the mapping of {index}")
+    mappings = checked(answer, f"reading the mapping of {index}")
     if not isinstance(mappings, Mapping) or not mappings:
         raise ConfigError(f"index {index!r} not found", field="--index")
     for name, found in mappings.items():
@@ -150,7 +141,7 @@ def prepare_field(http: EngineHttp, index: str, into: str, meta: VectorsMeta, en
         entries = dict(current.get(META_KEY) or {})
         entries[into] = meta.to_dict()
         body["_meta"] = {**current, META_KEY: entries}
-        _check(http.call("PUT", f"/{_path(name)}/_mapping", body), f"mapping {name}.{into}")
+        checked(http.call("PUT", f"/{_path(name)}/_mapping", body), f"mapping {name}.{into}")
 
 
 def _check_existing(existing: Any, into: str, dims: int, index: str) -> None:
@@ -166,14 +157,14 @@ def _check_existing(existing: Any, into: str, dims: int, index: str) -> None:
 
 
 def _knn_enabled(http: EngineHttp, index: str) -> bool:
-    settings = _check(http.call("GET", f"/{_path(index)}/_settings"), f"settings of {index}")
+    settings = checked(http.call("GET", f"/{_path(index)}/_settings"), f"settings of {index}")
     found = (settings.get(index) or {}).get("settings", {}) if isinstance(settings, Mapping) else {}
     knn = (found.get("index") or {}).get("knn", found.get("index.knn"))
     return str(knn).lower() == "true"
 
 
 def _count(http: EngineHttp, index: str) -> int:
-    body = _check(http.call("GET", f"/{_path(index)}/_count"), f"counting {index}")
+    body = checked(http.call("GET", f"/{_path(index)}/_count"), f"counting {index}")
     return int(body.get("count", 0)) if isinstance(body, Mapping) else 0
 
 
@@ -181,7 +172,7 @@ def _scroll(
     http: EngineHttp, index: str, field: str, size: int
 ) -> Iterator[list[Mapping[str, Any]]]:
     request = {"size": size, "sort": ["_doc"], "_source": [field]}
-    body = _check(
+    body = checked(
         http.call("POST", f"/{_path(index)}/_search?scroll={SCROLL}", request), f"reading {index}"
     )
     scroll_id = body.get("_scroll_id")
@@ -191,7 +182,7 @@ def _scroll(
             if not hits:
                 return
             yield hits
-            body = _check(
+            body = checked(
                 http.call("POST", "/_search/scroll", {"scroll": SCROLL, "scroll_id": scroll_id}),
                 f"reading {index}",
             )
@@ -221,7 +212,7 @@ def _send_updates(
             action["routing"] = hit["_routing"]
         lines.append({"update": action})
         lines.append({"doc": {into: values}})
-    body = _check(http.call_ndjson("/_bulk", lines), f"bulk updates of {index}")
+    body = checked(http.call_ndjson("/_bulk", lines), f"bulk updates of {index}")
     if isinstance(body, Mapping) and body.get("errors"):
         failures = [
             f"{item.get('_id')}: {item['error'].get('type')}: {item['error'].get('reason')}"
@@ -233,15 +224,6 @@ def _send_updates(
             f"{len(failures)} of {len(hits)} vector updates in {index} were rejected: "
             + "; ".join(failures[:3])
         )
-
-
-def _check(answer: Any, doing: str) -> Any:
-    if not 200 <= answer.status < 300:
-        reason = answer.body
-        if isinstance(reason, Mapping) and isinstance(reason.get("error"), Mapping):
-            reason = reason["error"].get("reason", reason["error"])
-        raise UpstreamError(f"{doing}: the engine answered {answer.status}: {str(reason)[:300]}")
-    return answer.body
 
 
 def _path(index: str) -> str:
@@ -274,7 +256,6 @@ def stderr_progress(label: str) -> Progress:
 
 __all__ = [
     "WriteReport",
-    "engine_kind",
     "prepare_field",
     "stderr_progress",
     "vector_mapping",
