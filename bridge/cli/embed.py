@@ -39,7 +39,7 @@ def run_embed(args: argparse.Namespace) -> int:
     from bridge.models.resolver import resolve_model
     from bridge.scoring import load_scorer
     from bridge.vectors.fingerprint import VectorsMeta, model_fingerprint
-    from bridge.vectors.writer import stderr_progress, write_vectors
+    from bridge.vectors.writer import write_vectors
 
     into = args.into or f"{args.field}_vector"
     files = resolve_model(args.model)
@@ -56,7 +56,7 @@ def run_embed(args: argparse.Namespace) -> int:
         embed=scorer.embed,
         meta=meta,
         batch_size=args.batch_size,
-        progress=None if args.quiet else stderr_progress(f"embedding {args.index}.{args.field}"),
+        progress=not args.quiet,
     )
     print(json.dumps({**report.to_dict(), "model": files.name}))
     return 0

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from bridge.config import RerankConfig
 from bridge.connect.engine_http import EngineHttp, checked, engine_kind
 from bridge.errors import ConfigError, UpstreamError
+from bridge.eval.progress import progress_bar
 from bridge.pipeline.texts import passage_texts
 from bridge.vectors.fingerprint import META_KEY, VectorsMeta
 
@@ -49,10 +49,6 @@ class WriteReport:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-class Progress(Protocol):
-    def __call__(self, done: int, total: int) -> None: ...
-
-
 def write_vectors(
     http: EngineHttp,
     index: str,
@@ -62,13 +58,14 @@ def write_vectors(
     embed: Embed,
     meta: VectorsMeta,
     batch_size: int = 256,
-    progress: Progress | None = None,
+    progress: bool = False,
 ) -> WriteReport:
     """Embed ``field`` of every document of ``index`` and store the vectors in ``into``.
 
     A document's text is the passage a phase with ``"fields": [field]`` builds for its hit
     (``passage_texts``: dot paths, arrays joined with ``", "``), so its stored vector is the one
-    that phase would compute; documents whose text is empty get no vector."""
+    that phase would compute; documents whose text is empty get no vector. ``progress``: a
+    progress bar on stderr."""
     if batch_size < 1:
         raise ConfigError("must be >= 1", field="--batch-size")
     if not into or "." in into or into.startswith("_"):
@@ -83,23 +80,25 @@ def write_vectors(
     total = _count(http, index)
     # the passage a phase with "fields": [field] embeds when a hit has no stored vector
     passages = RerankConfig(fields=(field,))
-    embedded = skipped = done = 0
-    for hits in _scroll(http, index, field, batch_size):
-        texts: list[str] = []
-        targets: list[Mapping[str, Any]] = []
-        for hit, text in zip(hits, passage_texts(hits, passages).texts, strict=True):
-            if text:
-                texts.append(text)
-                targets.append(hit)
-            else:
-                skipped += 1
-        if texts:
-            vectors = embed(texts)
-            _send_updates(http, index, into, targets, vectors, meta.dims)
-            embedded += len(texts)
-        done += len(hits)
-        if progress is not None:
-            progress(done, total)
+    embedded = skipped = 0
+    bar = progress_bar(total, desc=f"embedding {index}.{field}", unit="doc", enabled=progress)
+    try:
+        for hits in _scroll(http, index, field, batch_size):
+            texts: list[str] = []
+            targets: list[Mapping[str, Any]] = []
+            for hit, text in zip(hits, passage_texts(hits, passages).texts, strict=True):
+                if text:
+                    texts.append(text)
+                    targets.append(hit)
+                else:
+                    skipped += 1
+            if texts:
+                vectors = embed(texts)
+                _send_updates(http, index, into, targets, vectors, meta.dims)
+                embedded += len(texts)
+            bar.update(len(hits))
+    finally:
+        bar.close()
     checked(http.call("POST", f"/{_path(index)}/_refresh"), f"refreshing {index}")
     seconds = round(time.perf_counter() - began, 1)
     logger.info("stored %d vectors in %s.%s (%d skipped)", embedded, index, into, skipped)
@@ -230,34 +229,9 @@ def _path(index: str) -> str:
     return quote(index, safe=",*")
 
 
-def stderr_progress(label: str) -> Progress:
-    """A progress bar on stderr (tqdm when installed, else a line every 5 %)."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = None
-    state: dict[str, Any] = {"bar": None, "shown": -1}
-
-    def update(done: int, total: int) -> None:
-        if tqdm is not None:
-            if state["bar"] is None:
-                state["bar"] = tqdm(total=total, desc=label, unit="doc")
-            state["bar"].update(done - state["bar"].n)
-            if done >= total:
-                state["bar"].close()
-            return
-        step = int(done * 20 / max(total, 1))
-        if step != state["shown"]:
-            state["shown"] = step
-            print(f"{label}: {done}/{total} documents", file=sys.stderr, flush=True)
-
-    return update
-
-
 __all__ = [
     "WriteReport",
     "prepare_field",
-    "stderr_progress",
     "vector_mapping",
     "write_vectors",
 ]

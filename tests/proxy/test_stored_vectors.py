@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -373,3 +374,21 @@ def test_embed_refuses_bad_input_in_one_line(
         assert expected in err, err
         assert "\n" not in err, err
         assert "Traceback" not in err
+
+
+def test_embed_shows_its_progress_on_stderr_without_tqdm(
+    es_upstream: str,
+    bi_encoder_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as in a core install
+    index = make_index(es_upstream)
+    try:
+        argv = ["embed", "--engine", es_upstream, "--index", index, "--batch-size", "2"]
+        assert cli([*argv, "--model", str(bi_encoder_dir)]) == 0
+    finally:
+        httpx.delete(f"{es_upstream}/{index}")
+    lines = capsys.readouterr().err.strip().splitlines()
+    total = len(TITLES)
+    assert lines[-1] == f"embedding {index}.title: {total}/{total} doc", lines
