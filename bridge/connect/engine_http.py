@@ -106,7 +106,10 @@ def engine_kind(http: EngineHttp) -> EngineKind:
     (also a 401, and the 405 its integ-test zip gives ``GET /``), so the health endpoint is asked
     first; OpenSearch names its distribution in ``GET /``."""
     for path in ("/_cluster/health", "/"):
-        answer = http.call("GET", path)
+        try:
+            answer = http.call("GET", path)
+        except UpstreamError as exc:
+            raise UpstreamError(f"cannot reach an engine at {http.base}: {exc}") from None
         if answer.headers.get("x-elastic-product") == "Elasticsearch":
             return "elasticsearch"
         if not 200 <= answer.status < 300:

@@ -47,7 +47,7 @@ def test_engine_kind_of_a_closed_port_is_an_upstream_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(UpstreamError, match=f"127.0.0.1:{port}"):
+    with pytest.raises(UpstreamError, match=f"cannot reach an engine at http://127.0.0.1:{port}"):
         engine_kind(EngineHttp(f"http://127.0.0.1:{port}", timeout_s=5.0))
 
 
