@@ -42,10 +42,14 @@ Headers = list[tuple[bytes, bytes]]
 class _Exchange:
     """One response being parsed: httptools' callbacks land here."""
 
-    def __init__(self, conn: _Connection, head_only: bool) -> None:
+    def __init__(self, conn: _Connection, head_only: bool, *, parse: bool = True) -> None:
         self.conn = conn
         self.head_only = head_only
-        self.parser = httptools.HttpResponseParser(self)
+        # ``parse=False``: a subclass frames the answer itself (``feed``) and makes a parser only
+        # when it has to
+        self.parser: httptools.HttpResponseParser | None = None
+        if parse:
+            self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: Headers = []
         self.chunks: collections.deque[bytes] = collections.deque()
@@ -62,7 +66,13 @@ class _Exchange:
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
+    def feed(self, data: bytes) -> None:
+        """Answer bytes as they arrive (httptools' callbacks follow)."""
+        assert self.parser is not None
+        self.parser.feed_data(data)
+
     def on_headers_complete(self) -> None:
+        assert self.parser is not None
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # interim answer: the real one follows
             return
@@ -91,7 +101,7 @@ class _Exchange:
     def finish(self) -> None:
         if not self.done:
             self.done = True
-            self.keep_alive = self.parser.should_keep_alive()
+            self.keep_alive = self.parser is not None and self.parser.should_keep_alive()
             self.conn.exchange = None
 
     def fail(self, error: BaseException) -> None:
@@ -150,7 +160,7 @@ class _Connection(asyncio.Protocol):
             return
         exchange.started = True
         try:
-            exchange.parser.feed_data(data)
+            exchange.feed(data)
         except httptools.HttpParserError as exc:
             exchange.fail(httpcore.RemoteProtocolError(f"invalid HTTP answer: {exc}"))
             self.close()

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpcore
+import httptools
 
 from bridge.errors import UpstreamError
 from bridge.proxy.access import AccessLog
@@ -85,6 +86,81 @@ _STATUS_LINES: dict[int, bytes] = {}
 _HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
 # what the thin hop never forwards (bridge.proxy.upstream.forward_request_headers)
 _NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"expect"}
+
+
+# A complete request head the relay reads itself (bridge.proxy.server_protocol's fast path):
+# HTTP/1.1 GET or POST, an origin-form target of visible ASCII, header fields of token names and
+# values without control bytes, CRLF line ends. Anything else is left to uvicorn's parser.
+_REQUEST_HEAD = re.compile(
+    rb"(GET|POST) (/[!-~]*) HTTP/1\.1\r\n"
+    rb"((?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*)\r\n"
+)
+# an answer head the relay frames itself: HTTP/1.1, a final status, plain header fields
+_ANSWER_HEAD = re.compile(
+    rb"HTTP/1\.1 ([2-5]\d\d) [\t\x20-\x7e\x80-\xff]*\r\n"
+    rb"((?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*)\r\n"
+)
+_FIELD = re.compile(rb"([^:]+):[\t ]*([^\r]*?)[\t ]*\r\n")  # one field of a matched head
+
+
+def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], bytes | None, int] | None:
+    """The request at the start of ``data`` when its head is whole and simple: its scope (the
+    keys the relay and the access log read, header names in lower case as uvicorn gives them),
+    its body (None when not all in yet) and where it ends in ``data``. None for anything else (a
+    partial head, another method or version, a chunked body, a repeated or odd
+    `Content-Length`, a `Connection` other than keep-alive, an escaped path, a body over
+    ``MAX_BODY``): uvicorn parses those."""
+    head = _REQUEST_HEAD.match(data)
+    if head is None:
+        return None
+    method, target, block = head.groups()
+    raw_path, _, query = target.partition(b"?")
+    if b"%" in raw_path or b"#" in target:
+        return None
+    headers = [(name.lower(), value) for name, value in _FIELD.findall(block)]
+    length = -1
+    for name, value in headers:
+        if name == b"content-length":
+            if length >= 0 or not value.isdigit():
+                return None
+            length = int(value)
+        elif name == b"connection":
+            if value.lower() != b"keep-alive":
+                return None
+        elif name == b"transfer-encoding":
+            return None
+    if length > MAX_BODY:
+        return None
+    start = head.end()
+    end = start + max(length, 0)
+    scope = {
+        "type": "http",
+        "method": "GET" if method == b"GET" else "POST",
+        "path": raw_path.decode("ascii"),
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": headers,
+        "client": client,
+    }
+    return scope, data[start:end] if len(data) >= end else None, end
+
+
+def _answer_length(headers: Headers) -> tuple[int, bool]:
+    """An answer's Content-Length (-1 when it has none, several, or a Transfer-Encoding: then
+    httptools frames it) and whether its connection stays open."""
+    length = -1
+    keep_alive = True
+    for name, value in headers:
+        name = name.lower()
+        if name == b"content-length":
+            if length >= 0 or not value.isdigit():
+                return -1, False
+            length = int(value)
+        elif name == b"transfer-encoding":
+            return -1, False
+        elif name == b"connection":
+            keep_alive = b"close" not in value.lower()
+    return length, keep_alive
 
 
 @dataclass(frozen=True)
@@ -129,22 +205,34 @@ class Relay:
         self.own_paths = own_paths
         self.access = AccessLog(proxy.metrics, own_paths)
         self.relayed = proxy.metrics.relayed
+        # relayed requests the server protocol read itself (its fast path), for the tests
+        self.read_by_protocol = 0
 
     def plain_head(self, scope: dict[str, Any]) -> bool:
         """Whether the request head allows the relay (the body is checked once it is in)."""
-        method = scope["method"]
+        return self.plain(
+            scope["method"],
+            scope["path"],
+            scope["raw_path"],
+            scope["query_string"],
+            scope["headers"],
+        )
+
+    def plain(
+        self, method: str, path: str, raw_path: bytes, query: bytes, headers: Headers
+    ) -> bool:
+        """``plain_head`` on the head's parts (header names in lower case)."""
         if method != "GET" and method != "POST":
             return False
-        path: str = scope["path"]
         if path in self.own_paths or path.startswith("/_bridge/"):
             return False
-        if not is_read(method, scope["raw_path"]) or self.proxy.drain.started:
+        if not is_read(method, raw_path) or self.proxy.drain.started:
             return False
         settings = self.proxy.settings
         key = settings.auth.api_key
         key_header = settings.auth.header.lower().encode("latin-1") if key else b""
         allowed = not key
-        for name, value in scope["headers"]:  # names are lower case (uvicorn)
+        for name, value in headers:
             if name in _REFUSED_HEADERS:
                 return False
             if name == b"content-length":
@@ -162,7 +250,7 @@ class Relay:
         if search is not None:
             if settings.policies.may_rerank_unasked(search.group(1)):
                 return False
-            return b"rerank" not in scope["query_string"]
+            return b"rerank" not in query
         return MSEARCH_PATH.fullmatch(path) is None
 
     @staticmethod
@@ -247,13 +335,54 @@ class Relay:
 
 
 class _RelayExchange(Exchange):
-    """The answer's parser callbacks; the whole body is kept (a read is answered in one piece)."""
+    """The answer of one relayed request, kept whole (a read is answered in one piece). A
+    Content-Length answer whose head comes in one read is framed here (a regex over the head, a
+    byte count for the body); anything else goes through httptools' callbacks."""
 
     def __init__(self, conn: Any, job: _Job) -> None:
-        super().__init__(conn, head_only=False)
+        super().__init__(conn, head_only=False, parse=False)
         self.job = job
         self.settled = False
         self.events = 0  # answer parts seen: the read timeout restarts on each
+        self.missing = -1  # body bytes still to come of an answer framed here
+
+    def feed(self, data: bytes) -> None:
+        self.events += 1
+        missing = self.missing
+        if missing > 0:
+            self.chunks.append(data)
+            self._framed(missing - len(data))
+            return
+        parser = self.parser
+        if parser is None:
+            head = _ANSWER_HEAD.match(data)
+            if head is not None:
+                headers = _FIELD.findall(head.group(2))
+                length, keep_alive = _answer_length(headers)
+                status = int(head.group(1))
+                if length >= 0 and status != 204 and status != 304:
+                    self.status = status
+                    self.headers = headers
+                    self.head_done = True
+                    self.keep_alive = keep_alive
+                    body = data[head.end() :]
+                    if body:
+                        self.chunks.append(body)
+                    self._framed(length - len(body))
+                    return
+            parser = self.parser = httptools.HttpResponseParser(self)
+        parser.feed_data(data)
+
+    def _framed(self, missing: int) -> None:
+        self.missing = missing
+        if missing == 0:
+            keep_alive = self.keep_alive
+            self.finish()
+            self.keep_alive = keep_alive
+            self.wake()
+        elif missing < 0:  # bytes past the answer: this connection cannot be trusted
+            self.fail(httpcore.RemoteProtocolError("answer longer than its Content-Length"))
+            self.conn.close()
 
     def on_headers_complete(self) -> None:
         self.events += 1
@@ -419,4 +548,4 @@ def relay_of(app: Any) -> Relay | None:
     return None
 
 
-__all__ = ["MAX_BODY", "RELAY_KEY", "Client", "Handover", "Relay", "relay_of"]
+__all__ = ["MAX_BODY", "RELAY_KEY", "Client", "Handover", "Relay", "read_request", "relay_of"]

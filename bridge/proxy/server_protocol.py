@@ -22,9 +22,10 @@ import asyncio
 from typing import Any
 
 from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from bridge.proxy.relay import MAX_BODY, RELAY_KEY, Handover, Relay, relay_of
+from bridge.proxy.relay import MAX_BODY, RELAY_KEY, Handover, Relay, read_request, relay_of
 
 _JOIN_BYTES = 64 * 1024
 
@@ -118,6 +119,42 @@ class RelayedCycle:
         self.protocol.run_app(self.cycle)
 
 
+class RelayedRead:
+    """A request the protocol read itself and the relay answers (bridge.proxy.relay.Client):
+    uvicorn's parser never saw it, no scope of uvicorn's, no cycle."""
+
+    __slots__ = ("body", "closing", "default_headers", "protocol", "raw", "scope")
+
+    def __init__(
+        self,
+        protocol: OneWriteHttpToolsProtocol,
+        scope: dict[str, Any],
+        body: bytes,
+        raw: bytes,
+    ) -> None:
+        self.protocol = protocol
+        self.scope = scope
+        self.body = body
+        self.raw = raw  # the request's bytes, for uvicorn's parser if the app must answer it
+        self.default_headers = protocol.server_state.default_headers
+        self.closing = False  # the server shuts down: close after this answer
+
+    def keep_alive(self) -> bool:
+        return not self.closing
+
+    def gone(self) -> bool:
+        return self.protocol.transport.is_closing()
+
+    def write(self, head: bytes, body: bytes) -> None:
+        write_joined(self.protocol.transport, head, body)
+
+    def finish(self) -> None:
+        self.protocol.read_answered(self)
+
+    def hand_over(self, why: Handover) -> None:
+        self.protocol.read_handed_over(self, why)
+
+
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol whose response cycles write head and body at once, and
     which relays plain pass-through reads without an ASGI cycle (bridge.proxy.relay)."""
@@ -127,10 +164,116 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         # uvicorn's own access log would miss relayed requests: then everything takes the app
         self.relay: Relay | None = None if self.access_log else relay_of(self.app)
         self.pending: RequestResponseCycle | None = None  # a relay candidate awaiting its body
+        # the fast path (``data_received``): requests read here, never fed to uvicorn's parser
+        self.reads_here = (
+            self.relay is not None and self.limit_concurrency is None and not self.root_path
+        )
+        self.at_rest = True  # uvicorn's parser holds no part of a request
+        self.read: RelayedRead | None = None  # the request read here whose answer is awaited
+        # bytes that came after it, parsed once it is answered; with no request out, the start
+        # of one whose body is not all in yet
+        self.held = b""
+        self.next_app: Handover | bool | None = None  # the next cycle goes to the app (why)
+
+    def data_received(self, data: bytes) -> None:
+        if self.read is not None:  # a request is out: what follows waits its turn
+            self.held += data
+            if len(self.held) > HIGH_WATER_LIMIT:
+                self.flow.pause_reading()
+            return
+        held = self.held
+        if held:  # the start of a request whose body was not all in
+            self.held = b""
+            data = held + data
+        if (
+            self.reads_here
+            and self.at_rest
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.pipeline
+        ):
+            self._unset_keepalive_if_required()
+            if self.read_here(data):
+                return
+        super().data_received(data)
+        self.next_app = None  # taken by the first request's cycle (or the request was refused)
+
+    def read_here(self, data: bytes) -> bool:
+        """Relay the request at the start of ``data`` without uvicorn's parser, scope and cycle,
+        if it is a complete plain read (the same rules as the cycle's way below); False: uvicorn
+        parses ``data`` (``next_app`` says when its first request must go to the app)."""
+        relay = self.relay
+        assert relay is not None
+        parsed = read_request(data, self.client)
+        if parsed is None:
+            return False  # not simple, or not all in: the cycle's way decides
+        scope, body, end = parsed
+        if not relay.plain_head(scope):
+            self.next_app = True
+            return False
+        if body is None:  # the head allows the relay: wait here for the rest of the body
+            self.held = data  # (at most MAX_BODY and the head)
+            return True
+        if not relay.plain_body(scope, body):
+            self.next_app = True
+            return False
+        read = self.read = RelayedRead(self, scope, body, data[:end])
+        if not relay.start(read):
+            self.read = None
+            self.next_app = scope.get(RELAY_KEY) or True
+            return False
+        if end < len(data):
+            self.held = data[end:]
+        return True
+
+    def read_answered(self, read: RelayedRead) -> None:
+        """The answer is out: what uvicorn does after a response, then the bytes that waited."""
+        self.read = None
+        self.relay.read_by_protocol += 1  # type: ignore[union-attr]
+        if read.closing:
+            self.transport.close()
+        self.on_response_complete()  # counts it, resumes reading, arms the keep-alive timer
+        held = self.held
+        if held and not self.transport.is_closing():
+            self.held = b""
+            self.data_received(held)
+
+    def read_handed_over(self, read: RelayedRead, why: Handover) -> None:
+        """The relay gave up: uvicorn's parser reads the request after all, the app answers."""
+        self.read = None
+        data = read.raw + self.held
+        self.held = b""
+        if self.transport.is_closing():
+            return
+        self.next_app = why
+        super().data_received(data)
+        self.next_app = None
+
+    def shutdown(self) -> None:
+        read = self.read
+        if read is not None:  # uvicorn sees no cycle in progress: close after the answer
+            read.closing = True
+            return
+        held = self.held
+        if held:  # a request still coming in: uvicorn's cycle finishes it, then closes
+            self.held = b""
+            self.next_app = True
+            super().data_received(held)
+            self.next_app = None
+        super().shutdown()
+
+    def on_message_begin(self) -> None:
+        self.at_rest = False
+        super().on_message_begin()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         relay = self.relay
-        if (
+        to_app = self.next_app
+        if to_app is not None:  # decided (or tried) by the fast path already
+            self.next_app = None
+            if isinstance(to_app, Handover):
+                cycle.scope[RELAY_KEY] = to_app  # type: ignore[literal-required]
+            super()._start_asgi_task(cycle, app)
+        elif (
             relay is None
             or app is not self.app  # uvicorn's 503 over limit_concurrency
             or cycle.waiting_for_100_continue
@@ -165,6 +308,7 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self.at_rest = True
         pending = self.pending
         if pending is not None and pending is self.cycle and not pending.more_body:
             self.pending = None
@@ -172,6 +316,7 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self.held = b""
         pending = self.pending
         if pending is not None:  # gone before its body was in: the app sees the disconnect
             self.pending = None
@@ -190,4 +335,4 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
             cycle.transport = HeadWithBody(cycle, self.transport)  # type: ignore[assignment]
 
 
-__all__ = ["HeadWithBody", "OneWriteHttpToolsProtocol", "RelayedCycle"]
+__all__ = ["HeadWithBody", "OneWriteHttpToolsProtocol", "RelayedCycle", "RelayedRead"]

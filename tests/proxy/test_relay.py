@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from bridge.proxy.relay import read_request, relay_of
 from tests.proxy.conftest import StartProxy
 from tests.support.proxy_server import ProxyServer
 
@@ -32,6 +33,13 @@ def relayed(proxy: ProxyServer, headers: dict[str, str] | None = None) -> float:
         if line.startswith("rerank_bridge_relayed_requests_total "):
             return float(line.split()[1])
     raise AssertionError("no relayed_requests metric")
+
+
+def read_by_protocol(proxy: ProxyServer) -> int:
+    """Relayed requests the server protocol read itself (its fast path, no uvicorn parser)."""
+    relay = relay_of(proxy._server.config.app)
+    assert relay is not None
+    return relay.read_by_protocol
 
 
 # -- scripted upstream ---------------------------------------------------------------------------
@@ -168,6 +176,7 @@ def test_plain_reads_take_the_relay(start_proxy: StartProxy, es_upstream: str) -
     with httpx.Client() as client:
         client.get(f"{proxy.url}/_cluster/health")  # leaves an idle upstream connection
         before = relayed(proxy)
+        fast = read_by_protocol(proxy)
         search = client.post(f"{proxy.url}/_search", json={"size": 1})
         count = client.post(f"{proxy.url}/_count", json={"query": {"match_all": {}}})
         health = client.get(f"{proxy.url}/_cluster/health")
@@ -177,6 +186,7 @@ def test_plain_reads_take_the_relay(start_proxy: StartProxy, es_upstream: str) -
     assert "x-rerank-status" not in count.headers
     assert count.json()["count"] == direct.json()["count"]
     assert relayed(proxy) - before == 3
+    assert read_by_protocol(proxy) - fast == 3  # none went through uvicorn's parser
 
 
 def test_what_the_app_must_see_does_not_take_the_relay(
@@ -207,11 +217,14 @@ def test_proxy_auth_is_checked_before_the_relay(start_proxy: StartProxy, es_upst
     with httpx.Client() as client:
         client.get(f"{proxy.url}/_cluster/health", headers=key)
         before = relayed(proxy, key)
+        fast = read_by_protocol(proxy)
         refused = client.post(f"{proxy.url}/_count", json={})
         wrong = client.post(f"{proxy.url}/_count", json={}, headers={"X-Bridge-Api-Key": "no"})
+    with httpx.Client() as client:  # a new connection (the 401s came before their bodies)
         allowed = client.post(f"{proxy.url}/_count", json={}, headers=key)
     assert [refused.status_code, wrong.status_code, allowed.status_code] == [401, 401, 200]
     assert relayed(proxy, key) - before == 1
+    assert read_by_protocol(proxy) - fast == 1  # the refused ones went to the app (its 401)
 
 
 def test_a_draining_proxy_answers_through_the_app(
@@ -358,3 +371,140 @@ def test_a_client_gone_mid_relay_leaves_the_proxy_and_its_pool_fine(
     assert {a.status_code for a in answers} == {200}
     assert scripted.connections == 1  # the upstream connection went back to the pool
     assert relayed(proxy) == 5  # warm, the dropped answer, three after
+
+
+# -- the protocol's fast path: requests read without uvicorn's parser ---------------------------
+
+
+def test_read_request_takes_only_whole_simple_requests() -> None:
+    body = b'{"size":1}'
+    whole = b"POST /i/_search?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n" + body
+    parsed = read_request(whole + b"GET / HTTP/1.1\r\n", ("1.2.3.4", 5))
+    assert parsed is not None
+    scope, got, end = parsed
+    assert (got, end, whole[end:]) == (body, len(whole), b"")
+    assert (scope["method"], scope["path"], scope["raw_path"]) == (
+        "POST",
+        "/i/_search",
+        b"/i/_search",
+    )
+    assert scope["query_string"] == b"q=1"
+    assert scope["headers"] == [(b"host", b"x"), (b"content-length", b"10")]
+    waiting = read_request(whole[:-1], None)  # the body not all in: the head is read
+    assert waiting is not None
+    assert (waiting[1], waiting[2]) == (None, len(whole))
+    for odd in [
+        whole[:20],  # head not all in
+        whole.replace(b"HTTP/1.1", b"HTTP/1.0"),
+        whole.replace(b"POST", b"PUT"),
+        whole.replace(b"/i/_search", b"/i%2F/_search"),
+        whole.replace(b"Host: x\r\n", b"Host: x\r\n folded\r\n"),
+        whole.replace(b"Host: x\r\n", b"Host: x\r\nContent-Length: 10\r\n"),
+        whole.replace(b"Host: x\r\n", b"Host: x\r\nTransfer-Encoding: chunked\r\n"),
+        whole.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n"),
+        whole.replace(b"Host: x\r\n", b"Host: x\x01\r\n"),
+        whole.replace(b"\r\nContent", b"\nContent"),
+        whole.replace(b"Content-Length: 10", b"Content-Length: +10"),
+    ]:
+        assert read_request(odd, None) is None, odd
+
+
+def test_pipelined_plain_reads_are_all_read_by_the_protocol(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy(scripted.url)
+    httpx.get(f"{proxy.url}/warm")
+    before = read_by_protocol(proxy)
+    # the second and third wait in the protocol while the slow first one is out
+    payload = b"".join(
+        b"GET /%s HTTP/1.1\r\nhost: x\r\n\r\n" % path for path in (b"slow", b"b", b"c")
+    )
+    data = raw_exchange(proxy.url, payload, 3)
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+    assert data.count(OK_BODY) == 3
+    paths = [line.split(b" ")[1] for line, _ in scripted.requests[-3:]]
+    assert paths == [b"/slow", b"/b", b"/c"]
+    assert read_by_protocol(proxy) - before == 3
+    assert scripted.connections == 1
+
+
+def test_a_request_split_across_reads_is_relayed(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy(scripted.url)
+    httpx.get(f"{proxy.url}/warm")
+    before = (relayed(proxy), read_by_protocol(proxy))
+    body = b'{"q":"split"}'
+    request = b"POST /i/_search HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    host, port = proxy.url.removeprefix("http://").split(":")
+    answers = []
+    for cut in (10, len(request) - 3):  # in the head, in the body
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(request[:cut])
+            time.sleep(0.1)
+            sock.sendall(request[cut:])
+            data = b""
+            while not _complete(data, 1):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            answers.append(data)
+    assert all(a.startswith(b"HTTP/1.1 200 OK") and a.endswith(OK_BODY) for a in answers)
+    assert all(b"x-rerank-status: passthrough" in a for a in answers)
+    assert scripted.requests[-1] == (b"POST /i/_search HTTP/1.1", body)
+    assert relayed(proxy) - before[0] == 2
+    # the head in two reads: uvicorn parsed it; the body in two: the protocol waited for it
+    assert read_by_protocol(proxy) - before[1] == 1
+
+
+def test_the_protocol_and_the_cycle_answer_byte_for_byte_alike(
+    start_proxy: StartProxy, es_upstream: str
+) -> None:
+    proxy = start_proxy(es_upstream)
+    httpx.get(f"{proxy.url}/_cluster/health")
+    fast = read_by_protocol(proxy)
+    body = b'{"size":0,"track_total_hits":false}'
+    request = (
+        b"POST /_search HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    host, port = proxy.url.removeprefix("http://").split(":")
+    answers = []
+    for split in (False, True):
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            if split:  # the head in two reads: uvicorn parses it, the cycle's relay answers
+                sock.sendall(request[:12])
+                time.sleep(0.1)
+                sock.sendall(request[12:])
+            else:
+                sock.sendall(request)
+            data = b""
+            while not _complete(data, 1):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            answers.append(data)
+    heads = [a.split(b"\r\n\r\n", 1)[0] for a in answers]
+    assert heads[0] == heads[1], heads
+    assert all(b'"timed_out":false' in answer for answer in answers)
+    assert read_by_protocol(proxy) - fast == 1  # the whole one
+
+
+def test_a_refused_fast_request_goes_to_the_app_once(
+    start_proxy: StartProxy, es_upstream: str
+) -> None:
+    proxy = start_proxy(es_upstream)
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/_cluster/health")
+        before = read_by_protocol(proxy)
+        reranked = client.post(
+            f"{proxy.url}/_search", json={"size": 1, "rerank": {"enabled": False}}
+        )
+        plain = client.post(f"{proxy.url}/_count", json={})
+    assert (reranked.status_code, plain.status_code) == (400, 200)  # the app read its body
+    assert read_by_protocol(proxy) - before == 1
