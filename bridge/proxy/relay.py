@@ -468,46 +468,59 @@ class _Job:
         self.client.hand_over(Handover(tried=1))
 
     def answered(self, exchange: _RelayExchange) -> None:
-        self._settle(exchange, reusable=exchange.keep_alive)
         status = exchange.status
-        body = b"".join(exchange.chunks)
+        chunks = exchange.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         headers = exchange.headers
-        nodes = self.upstream.nodes
-        last = self.upstream.settings.max_retries <= 0
+        upstream = self.upstream
+        last = upstream.settings.max_retries <= 0
         if status in RETRY_STATUSES:
-            nodes.mark_dead(self.node)
+            self._settle(exchange, reusable=exchange.keep_alive)
+            upstream.nodes.mark_dead(self.node)
             if not last:
                 self._retry(None)
                 return
+            self.respond(status, headers, body, None)
+        elif not last and lost_a_node(_Answer(headers, body)):
+            self._settle(exchange, reusable=exchange.keep_alive)
+            upstream.nodes.mark_live(self.node)
+            self._retry(None)
         else:
-            nodes.mark_live(self.node)
-            if not last and lost_a_node(_Answer(headers, body)):
-                self._retry(None)
-                return
-        self.respond(status, headers, body)
+            self.respond(status, headers, body, exchange)
 
-    def respond(self, status: int, headers: Headers, body: bytes) -> None:
+    def respond(
+        self, status: int, headers: Headers, body: bytes, exchange: _RelayExchange | None
+    ) -> None:
+        """Write the answer to the client; then (the client waits for nothing more) settle the
+        upstream connection of ``exchange`` unless done already, and count the request."""
         client = self.client
         scope = client.scope
-        search = SEARCH_PATH.fullmatch(scope["path"]) is not None
         out = [status_line(status)]
         framed = False
-        if any(name.lower() == b"connection" for name, _ in headers):
+        # a head framed by the relay has no control bytes in its values (_ANSWER_HEAD)
+        checked = exchange is None or exchange.parser is not None
+        if checked and any(name.lower() == b"connection" for name, _ in headers):
             headers = end_to_end(headers)  # it may name more headers to drop
         for name, value in (
             [*client.default_headers, *headers] if client.default_headers else headers
         ):
             name = name.lower()
             if name in _HOP_BY_HOP:
+                if name == b"connection" and not checked:
+                    checked = True  # it may name more headers to drop: the long way
+                    self.respond(status, end_to_end(headers), body, exchange)
+                    return
                 continue
-            if _HEADER_VALUE.search(value):
+            if checked and _HEADER_VALUE.search(value):
+                if exchange is not None:
+                    self._settle(exchange, reusable=exchange.keep_alive)
                 self.client.hand_over(Handover(error=UpstreamError("invalid upstream header")))
                 return
             if name == b"content-length":
                 framed = True
             out += (name, b": ", value, b"\r\n")
         rerank: dict[str, str] = {}
-        if search:
+        if SEARCH_PATH.fullmatch(scope["path"]) is not None:
             out.extend(b"%s: %s\r\n" % pair for pair in PASSTHROUGH_TAGS)
             rerank = _RERANK_NAMES
         if not client.keep_alive():
@@ -518,8 +531,13 @@ class _Job:
         else:
             out.append(b"\r\n")
             payload = body
-        if not client.gone():
+        gone = client.gone()
+        if not gone:
             client.write(b"".join(out), payload)
+        if exchange is not None:  # before a request waiting behind this one looks for it
+            self._settle(exchange, reusable=exchange.keep_alive)
+            self.upstream.nodes.mark_live(self.node)
+        if not gone:
             client.finish()
         self.relay.relayed.inc()
         self.relay.access.done(scope, status, len(body), time.perf_counter() - self.started, rerank)
