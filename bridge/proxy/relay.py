@@ -103,10 +103,11 @@ _ANSWER_HEAD = re.compile(
 _FIELD = re.compile(rb"([^:]+):[\t ]*([^\r]*?)[\t ]*\r\n")  # one field of a matched head
 
 
-def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], bytes | None, int] | None:
+def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], int] | None:
     """The request at the start of ``data`` when its head is whole and simple: its scope (the
-    keys the relay and the access log read, header names in lower case as uvicorn gives them),
-    its body (None when not all in yet) and where it ends in ``data``. None for anything else (a
+    keys the relay and the access log read, header names in lower case as uvicorn gives them,
+    and ``content_length``) and where the request ends in ``data`` (maybe past its end: the body
+    is not all in yet; the body is the ``content_length`` bytes before). None for anything else (a
     partial head, another method or version, a chunked body, a repeated or odd
     `Content-Length`, a `Connection` other than keep-alive, an escaped path, a body over
     ``MAX_BODY``): uvicorn parses those."""
@@ -141,8 +142,9 @@ def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], bytes | None
         "query_string": query,
         "headers": headers,
         "client": client,
+        "content_length": end - start,
     }
-    return scope, data[start:end] if len(data) >= end else None, end
+    return scope, end
 
 
 def _answer_length(headers: Headers) -> tuple[int, bool]:

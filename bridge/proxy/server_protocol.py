@@ -174,6 +174,8 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         # of one whose body is not all in yet
         self.held = b""
         self.next_app: Handover | bool | None = None  # the next cycle goes to the app (why)
+        # the request that ``held`` starts, its head read: scope and where its body ends
+        self.waiting: tuple[dict[str, Any], int] | None = None
 
     def data_received(self, data: bytes) -> None:
         if self.read is not None:  # a request is out: what follows waits its turn
@@ -194,6 +196,7 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
             self._unset_keepalive_if_required()
             if self.read_here(data):
                 return
+        self.waiting = None
         super().data_received(data)
         self.next_app = None  # taken by the first request's cycle (or the request was refused)
 
@@ -203,16 +206,23 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         parses ``data`` (``next_app`` says when its first request must go to the app)."""
         relay = self.relay
         assert relay is not None
-        parsed = read_request(data, self.client)
-        if parsed is None:
-            return False  # not simple, or not all in: the cycle's way decides
-        scope, body, end = parsed
-        if not relay.plain_head(scope):
-            self.next_app = True
-            return False
-        if body is None:  # the head allows the relay: wait here for the rest of the body
+        waiting = self.waiting
+        if waiting is not None:  # its head was read and allowed already
+            self.waiting = None
+            scope, end = waiting
+        else:
+            parsed = read_request(data, self.client)
+            if parsed is None:
+                return False  # not simple, or not all in: the cycle's way decides
+            scope, end = parsed
+            if not relay.plain_head(scope):
+                self.next_app = True
+                return False
+        if len(data) < end:  # the head allows the relay: wait here for the rest of the body
             self.held = data  # (at most MAX_BODY and the head)
+            self.waiting = (scope, end)
             return True
+        body = data[end - scope["content_length"] : end]
         if not relay.plain_body(scope, body):
             self.next_app = True
             return False
@@ -256,6 +266,7 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         held = self.held
         if held:  # a request still coming in: uvicorn's cycle finishes it, then closes
             self.held = b""
+            self.waiting = None
             self.next_app = True
             super().data_received(held)
             self.next_app = None
@@ -317,6 +328,7 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.held = b""
+        self.waiting = None
         pending = self.pending
         if pending is not None:  # gone before its body was in: the app sees the disconnect
             self.pending = None
