@@ -25,6 +25,10 @@ Which requests (``Relay.plain_head`` / ``Relay.plain_body``), all others go the 
 - an idle upstream connection (the first requests, and bursts past the idle ones, go the ASGI
   way, which opens connections and leaves them idle for the next).
 
+Most of these the server protocol reads itself from the bytes (``read_request``; its fast path,
+no uvicorn parser or cycle); the answer is framed here when it has a Content-Length (a regex
+over its head, a byte count for the body), by httptools otherwise.
+
 What the client sees is the thin hop's answer, byte for byte: the same forwarded headers
 (hop-by-hop ones, `Host`, `Expect` and the proxy's API key header removed), the engine's
 end-to-end headers plus `X-Rerank-*` on `_search`, chunked framing when the engine sent none,

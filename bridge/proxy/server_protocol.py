@@ -12,6 +12,16 @@ request whose head allows it waits for its body (no task started), then goes to 
 ``Relay``; one the relay declines, or hands back after an upstream failure, runs through the app
 as any other. An app without a relay (``app.state.relay``) gets uvicorn's behaviour.
 
+Most relayed requests do not even reach uvicorn's parser: when no request is in progress on the
+connection and the bytes in hold a whole simple request head (bridge.proxy.relay.read_request:
+HTTP/1.1 GET/POST, plain header fields, a Content-Length body), the protocol applies the relay's
+rules to it directly and relays it (``RelayedRead``: no scope of uvicorn's, no cycle, no event).
+Its body may come in later reads (they are kept until it is whole); bytes of later requests wait
+until the answer is out, then are read the same way. Everything else (a head split across reads,
+anything odd, a request the rules send to the app, one the relay gives back) is fed to uvicorn's
+parser exactly as it came, and ``next_app`` tells the cycle it starts whether the relay already
+declined it.
+
 `rerank-bridge serve` runs with ``http=`` this class (bridge.cli.serve); it needs httptools, the
 parser uvicorn would pick anyway.
 """
