@@ -508,3 +508,24 @@ def test_a_refused_fast_request_goes_to_the_app_once(
         plain = client.post(f"{proxy.url}/_count", json={})
     assert (reranked.status_code, plain.status_code) == (400, 200)  # the app read its body
     assert read_by_protocol(proxy) - before == 1
+
+
+def test_a_shutdown_mid_relay_lets_the_answer_out_then_closes(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy(scripted.url)
+    httpx.get(f"{proxy.url}/warm")
+    before = read_by_protocol(proxy)
+    host, port = proxy.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        time.sleep(0.3)  # the request is upstream, read by the protocol: uvicorn sees no cycle
+        for protocol in list(proxy._server.server_state.connections):
+            protocol.loop.call_soon_threadsafe(protocol.shutdown)  # what uvicorn's exit does
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 OK")
+    assert data.endswith(OK_BODY)
+    assert b"connection: close" in data
+    assert read_by_protocol(proxy) - before == 1
