@@ -16,8 +16,9 @@ def register(subparsers: Any) -> None:
         help="store a bi-encoder's vectors of a text field in an index (for vector_field phases)",
         description="Embed FIELD of every document of INDEX with a bi-encoder and store the "
         "vectors in INTO (dense_vector on Elasticsearch, knn_vector on OpenSearch; the field is "
-        "mapped when missing) by bulk partial updates; the model's fingerprint goes into the "
-        "mapping's _meta so a phase can tell vectors of another model apart.",
+        "mapped when missing) by bulk partial updates; the model's fingerprint and the token limit "
+        "the texts were cut at go into the mapping's _meta, so a phase can tell vectors of "
+        "another model, or of texts cut at another max_length, apart and embed those hits live.",
     )
     parser.add_argument("--engine", required=True, help="engine URL (user:pass@ allowed)")
     parser.add_argument("--index", required=True, help="index (or alias) to update")
@@ -29,6 +30,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--into", help="vector field to write (default: FIELD_vector)")
     parser.add_argument("--model", required=True, help="bi-encoder: a local directory or name")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        help="token limit the texts are cut at (default: the model's default); a phase reads "
+        "the stored vectors only when its own max_length (phase, rerank.max_length or the "
+        "proxy's) gives the same limit, else it embeds those hits live",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="documents per bulk request")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run_embed)
@@ -45,9 +53,16 @@ def run_embed(args: argparse.Namespace) -> int:
     files = resolve_model(args.model)
     if files.kind != "bi":
         raise ConfigError(f"{files.name} is a {files.kind}, not a bi-encoder", field="--model")
-    scorer = load_scorer(files.directory, embedding_cache_bytes=0, cache_size=0)
+    if args.max_length is not None and args.max_length < 1:
+        raise ConfigError(
+            f"--max-length must be at least 1, got {args.max_length}", field="--max-length"
+        )
+    scorer = load_scorer(
+        files.directory, max_length=args.max_length, embedding_cache_bytes=0, cache_size=0
+    )
     dims = int(scorer.embed(["dimension probe"]).shape[1])
-    meta = VectorsMeta(files.name, model_fingerprint(files), dims, args.field)
+    limit = int(scorer.max_length)  # what the texts are cut at (the tokenizer may cap it)
+    meta = VectorsMeta(files.name, model_fingerprint(files), dims, args.field, limit)
     report = write_vectors(
         EngineHttp(args.engine, timeout_s=300.0),
         args.index,
@@ -58,5 +73,5 @@ def run_embed(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    print(json.dumps({**report.to_dict(), "model": files.name}))
+    print(json.dumps({**report.to_dict(), "model": files.name, "max_length": limit}))
     return 0

@@ -62,15 +62,18 @@ class Score:
 
 @dataclass(frozen=True)
 class CheckVectors:
-    """Which of ``indices`` hold vectors in ``field`` that ``model`` did not write: send back a
-    mapping index -> reason (absent or empty: usable). A door reads each index's mapping
-    ``_meta`` (``rerank-bridge embed`` records the model's fingerprint there), cached; an
-    exception thrown in makes the phase use the vectors after a dimension check only."""
+    """Which of ``indices`` hold vectors in ``field`` that ``model`` did not write, or wrote with
+    texts cut at another token limit than ``max_length`` (the phase's, as its ``Embed`` carries
+    it; ``None``: the model's default): send back a mapping index -> reason (absent or empty:
+    usable). A door reads each index's mapping ``_meta`` (``rerank-bridge embed`` records the
+    model's fingerprint and limit there), cached; an exception thrown in makes the phase use the
+    vectors after a dimension check only."""
 
     name: ClassVar[str] = "check_vectors"
     model: str
     field: str
     indices: tuple[str, ...]
+    max_length: int | None = None
 
 
 Effect = Embed | Search | Score | CheckVectors

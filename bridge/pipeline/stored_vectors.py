@@ -38,7 +38,7 @@ class VectorReport:
     embedded: int = 0  # hits embedded now (no usable stored vector)
     missing: int = 0  # ... of which had no vector in the field
     wrong_dimension: int = 0  # ... had one of another dimension than the model's
-    other_model: int = 0  # ... came from an index whose _meta names another model
+    other_model: int = 0  # ... came from an index whose _meta names another model or limit
     warnings: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def stored_vector_scores(
     (``indices``: each hit's ``_index``), embedding the rest; and how each vector was got."""
     report = VectorReport(name)
     usable = list(vectors)
-    rejected = yield from _other_model_indices(model, name, indices, report)
+    rejected = yield from _other_model_indices(model, max_length, name, indices, report)
     for i, index in enumerate(indices):
         if usable[i] is not None and index in rejected:
             usable[i] = None
@@ -119,14 +119,19 @@ def stored_vector_scores(
 
 
 def _other_model_indices(
-    model: str, name: str, indices: Sequence[str | None], report: VectorReport
+    model: str,
+    max_length: int | None,
+    name: str,
+    indices: Sequence[str | None],
+    report: VectorReport,
 ) -> Generator[CheckVectors, Any, set[str]]:
-    """The indices whose ``_meta`` says another model wrote ``name`` (asked once per flow)."""
+    """The indices whose ``_meta`` says another model wrote ``name``, or this model with texts
+    cut at another token limit than the phase embeds at (asked once per flow)."""
     names = tuple(sorted({i for i in indices if i}))
     if not names:
         return set()
     try:
-        verdicts = yield CheckVectors(model, name, names)
+        verdicts = yield CheckVectors(model, name, names, max_length)
     except Exception as exc:  # fail open: use the vectors after the dimension check
         report.warnings.append(f"could not check which model wrote {name!r}: {exc}")
         return set()

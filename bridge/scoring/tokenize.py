@@ -65,7 +65,9 @@ def _load(tokenizer_path: Path) -> Tokenizer:
         raise ModelError(f"could not read tokenizer {tokenizer_path}: {exc}") from exc
 
 
-def _model_max_length(tokenizer_path: Path) -> int | None:
+def model_max_length(tokenizer_path: Path) -> int | None:
+    """The tokenizer's own ``model_max_length`` (tokenizer_config.json): the cap on any
+    ``max_length`` a scorer is opened with (``None``: no cap)."""
     config = tokenizer_path.parent / "tokenizer_config.json"
     try:
         value = json.loads(config.read_text(encoding="utf-8")).get("model_max_length")
@@ -123,7 +125,7 @@ class PairTokenizer:
         strategy: str = "only_second",
         token_cache_bytes: int = DEFAULT_TOKEN_CACHE_BYTES,
     ) -> None:
-        cap = _model_max_length(tokenizer_path)
+        cap = model_max_length(tokenizer_path)
         self.max_length = min(max_length, cap) if cap else max_length
         if self.max_length < 8:
             raise ModelError(f"max_length {self.max_length} is too small for a cross-encoder")
@@ -271,7 +273,7 @@ class TextTokenizer:
     """Tokenizes single texts for a bi-encoder (plain truncation to ``max_length``)."""
 
     def __init__(self, tokenizer_path: Path, *, max_length: int) -> None:
-        cap = _model_max_length(tokenizer_path)
+        cap = model_max_length(tokenizer_path)
         self.max_length = min(max_length, cap) if cap else max_length
         self._tokenizer = _load(tokenizer_path)
         self._tokenizer.no_padding()

@@ -4,6 +4,9 @@ index mapping's ``_meta`` by ``rerank-bridge embed`` and compared by a phase tha
 The fingerprint hashes the bytes of the ONNX graph and the tokenizer plus the pooling, so a copy of
 the same model elsewhere matches and a retrained or re-exported one does not (unlike the score
 cache's ``model_identity``, which also keys on the path and modification time).
+
+The record also holds the token limit (``max_length``) the texts were cut at: a long text embedded
+at another limit gives another vector, so a phase compares (fingerprint, its effective limit).
 """
 
 from __future__ import annotations
@@ -16,14 +19,25 @@ from pathlib import Path
 from typing import Any
 
 from bridge.models.local import ModelFiles
+from bridge.scoring.tokenize import model_max_length
 
-# index mapping `_meta` key: {vector field: {"model", "fingerprint", "dims", "from_field"}}
+# index mapping `_meta` key: {vector field: {"model", "fingerprint", "dims", "from_field",
+# "max_length"}}
 META_KEY = "rerank_bridge_vectors"
 
 
 def model_fingerprint(files: ModelFiles) -> str:
     """``sha256:<hex>`` over the ONNX file, the tokenizer file and the pooling."""
     return _fingerprint(files.onnx_path, files.tokenizer_path, files.pooling or "mean")
+
+
+def effective_max_length(files: ModelFiles, requested: int | None = None) -> int:
+    """The token limit a scorer of ``files`` opened with ``max_length=requested`` cuts texts at
+    (``None``: the model's default), as ``bridge.scoring.loader.scorer_over`` and the
+    tokenizer's own cap decide it."""
+    length = requested or files.max_length
+    cap = model_max_length(files.tokenizer_path)
+    return min(length, cap) if cap else length
 
 
 @lru_cache(maxsize=32)
@@ -45,14 +59,20 @@ class VectorsMeta:
     fingerprint: str
     dims: int
     from_field: str
+    # the token limit the texts were cut at; None: a record written before the limit was
+    # recorded (rerank-bridge embed then always used the model's default), read as that default
+    max_length: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "model": self.model,
             "fingerprint": self.fingerprint,
             "dims": self.dims,
             "from_field": self.from_field,
         }
+        if self.max_length is not None:
+            out["max_length"] = self.max_length
+        return out
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], field: str) -> VectorsMeta | None:
@@ -63,15 +83,17 @@ class VectorsMeta:
         entry = entries.get(field) if isinstance(entries, Mapping) else None
         if not isinstance(entry, Mapping):
             return None
+        length = entry.get("max_length")
         try:
             return cls(
                 model=str(entry["model"]),
                 fingerprint=str(entry["fingerprint"]),
                 dims=int(entry["dims"]),
                 from_field=str(entry.get("from_field", "")),
+                max_length=None if length is None else int(length),
             )
         except (KeyError, TypeError, ValueError):
             return None
 
 
-__all__ = ["META_KEY", "VectorsMeta", "model_fingerprint"]
+__all__ = ["META_KEY", "VectorsMeta", "effective_max_length", "model_fingerprint"]

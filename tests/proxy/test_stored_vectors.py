@@ -41,11 +41,11 @@ FIELD = "title_vector"
 class Counting:
     """The real bi-encoder, counting the texts it is asked to embed."""
 
-    def __init__(self, real: Any) -> None:
+    def __init__(self, real: Any, embedded: list[str]) -> None:
         self.real = real
         self.max_length = real.max_length
         self.cache = None
-        self.embedded: list[str] = []
+        self.embedded = embedded  # shared by the scorers of every max_length
 
     def embed(self, texts: Sequence[str]) -> Any:
         self.embedded.extend(texts)
@@ -56,17 +56,23 @@ class Counting:
 
 
 class Models:
-    """One counting bi-encoder for the wrappers (``get``) and the proxy's pool (``__call__``)."""
+    """Counting bi-encoders, one per max_length (``None``: the model's default, ``bi``), for the
+    wrappers (``get``) and the proxy's pool (``__call__``)."""
 
     def __init__(self, bi: Path) -> None:
         self.path = str(bi)
-        self.bi = Counting(load_scorer(bi, embedding_cache_bytes=0))
+        self.embedded: list[str] = []
+        self.bi = Counting(load_scorer(bi, embedding_cache_bytes=0), self.embedded)
+        self.by_length: dict[int | None, Counting] = {None: self.bi}
 
     def get(self, model: str, *, max_length: int | None = None) -> Any:
-        return self.bi
+        if max_length not in self.by_length:
+            real = load_scorer(self.path, max_length=max_length, embedding_cache_bytes=0)
+            self.by_length[max_length] = Counting(real, self.embedded)
+        return self.by_length[max_length]
 
     def __call__(self, model: str, max_length: int | None) -> Any:
-        return self.bi
+        return self.get(model, max_length=max_length)
 
 
 @pytest.fixture(params=["elasticsearch", "opensearch"])
@@ -75,13 +81,15 @@ def engine(request: pytest.FixtureRequest) -> tuple[str, str]:
     return request.param, str(request.getfixturevalue(fixture))
 
 
-def make_index(url: str, *, dynamic_vectors: list[float] | None = None) -> str:
-    """TITLES in a new index; with ``dynamic_vectors`` each doc also gets that list in FIELD."""
+def make_index(
+    url: str, *, dynamic_vectors: list[float] | None = None, titles: Sequence[str] = TITLES
+) -> str:
+    """``titles`` in a new index; with ``dynamic_vectors`` each doc also gets that list in FIELD."""
     index = f"stored-vectors-{uuid.uuid4().hex[:8]}"
     mapping = {"mappings": {"properties": {"title": {"type": "text"}}}}
     assert httpx.put(f"{url}/{index}", json=mapping).status_code == 200
     lines = []
-    for i, title in enumerate(TITLES):
+    for i, title in enumerate(titles):
         doc: dict[str, Any] = {"title": title}
         if dynamic_vectors is not None:
             doc[FIELD] = dynamic_vectors
@@ -124,9 +132,15 @@ def search_sync(
 
 
 def through_doors(
-    engine: tuple[str, str], index: str, models: Models, start_proxy: StartProxy, rerank: Any
+    engine: tuple[str, str],
+    index: str,
+    models: Models,
+    start_proxy: StartProxy,
+    rerank: Any,
+    proxy_rerank: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The same search through every door: door name -> (answer, texts the door embedded)."""
+    """The same search through every door: door name -> (answer, texts the door embedded);
+    ``proxy_rerank``: the proxy's configured ``rerank`` defaults (its fixed max_length)."""
     kind, url = engine
     found: dict[str, Any] = {}
     models.bi.embedded.clear()
@@ -143,7 +157,10 @@ def through_doors(
     models.bi.embedded.clear()
     found["async"] = (asyncio.run(through_async()), list(models.bi.embedded))
     proxy = start_proxy(
-        url, loader=models, scorer={"allowed_models": [models.path, "all-MiniLM-L6-v2"]}
+        url,
+        loader=models,
+        scorer={"allowed_models": [models.path, "all-MiniLM-L6-v2"]},
+        **({"rerank": proxy_rerank} if proxy_rerank else {}),
     )
     models.bi.embedded.clear()
     search = httpx.post(f"{proxy.url}/{index}/_search", json={**BODY, "rerank": rerank}, timeout=60)
@@ -392,3 +409,120 @@ def test_embed_shows_its_progress_on_stderr_without_tqdm(
     lines = capsys.readouterr().err.strip().splitlines()
     total = len(TITLES)
     assert lines[-1] == f"embedding {index}.title: {total}/{total} doc", lines
+
+
+# long texts: the first 16 tokens keep little more than the title, the model's default keeps all
+FILLER = (
+    "sold with a two year warranty, free delivery to the curb, a carrying case, two spare "
+    "batteries, a charger, a belt clip and an illustrated manual in five languages; returns "
+    "are accepted within ninety days of purchase with the original receipt"
+)
+LONG_TITLES = [f"{title} {FILLER} ({i})" for i, title in enumerate(TITLES)]
+SHORT = 16
+
+
+def embed_long(url: str, bi_encoder_dir: Path, *extra: str) -> str:
+    index = make_index(url, titles=LONG_TITLES)
+    argv = ["embed", "--engine", url, "--index", index, "--model", str(bi_encoder_dir)]
+    assert cli([*argv, "--quiet", *extra]) == 0
+    return index
+
+
+def stored_meta(url: str, index: str) -> dict[str, Any]:
+    mapping = httpx.get(f"{url}/{index}/_mapping").json()[index]["mappings"]
+    meta: dict[str, Any] = mapping["_meta"]
+    return meta
+
+
+def limited(models: Models, vector_field: str | None, max_length: int | None) -> dict[str, Any]:
+    rerank = section(models, vector_field)
+    return rerank if max_length is None else {**rerank, "max_length": max_length}
+
+
+def test_vectors_stored_at_another_max_length_are_embedded_live_with_a_warning(
+    engine: tuple[str, str], bi_encoder_dir: Path, models: Models, start_proxy: StartProxy
+) -> None:
+    """Texts cut at 16 tokens when stored, at the model's default (256) by the phase: the
+    stored vectors are not what the phase computes, so every door embeds those hits live."""
+    _, url = engine
+    index = embed_long(url, bi_encoder_dir, "--max-length", str(SHORT))
+    try:
+        assert stored_meta(url, index)[META_KEY][FIELD]["max_length"] == SHORT
+        reference = search_sync(engine, index, models, section(models, vector_field=None))
+        stale = search_sync(engine, index, models, limited(models, None, SHORT))
+        answers = through_doors(engine, index, models, start_proxy, section(models))
+    finally:
+        httpx.delete(f"{url}/{index}")
+    # the limit matters for these texts: scores at 16 tokens differ from those at the default
+    assert any(
+        abs(score - model_scores(stale)[hit_id]) > 1e-3
+        for hit_id, score in model_scores(reference).items()
+    )
+    for door, (answer, embedded) in answers.items():
+        report = vectors_report(answer)
+        assert (door, report["stored"], report["embedded"], report["other_model"]) == (
+            door,
+            0,
+            5,
+            5,
+        )
+        assert f"cut at {SHORT} tokens" in report["warnings"][0], (door, report)
+        assert (door, len(embedded)) == (door, 6)  # the query and the five texts, live
+        for hit_id, score in model_scores(answer).items():
+            assert score == pytest.approx(model_scores(reference)[hit_id], abs=1e-5), door
+
+
+def test_vectors_stored_at_the_phases_max_length_are_used(
+    engine: tuple[str, str], bi_encoder_dir: Path, models: Models, start_proxy: StartProxy
+) -> None:
+    """Stored at 16 tokens, read by a phase at 16 (the wrappers' rerank.max_length, the proxy's
+    configured one): the stored vectors are used and score as the phase's live embedding."""
+    _, url = engine
+    index = embed_long(url, bi_encoder_dir, "--max-length", str(SHORT))
+    try:
+        reference = search_sync(engine, index, models, limited(models, None, SHORT))
+        answers = through_doors(
+            engine,
+            index,
+            models,
+            start_proxy,
+            limited(models, FIELD, SHORT),
+            proxy_rerank={"max_length": SHORT},
+        )
+    finally:
+        httpx.delete(f"{url}/{index}")
+    for door, (answer, embedded) in answers.items():
+        assert (door, answer["rerank"]["status"]) == (door, "ok")
+        report = vectors_report(answer)
+        assert (door, report["stored"], report["embedded"]) == (door, 5, 0), report
+        assert "warnings" not in report, (door, report)
+        assert (door, embedded) == (door, ["drill"])  # only the query was embedded
+        for hit_id, score in model_scores(answer).items():
+            assert score == pytest.approx(model_scores(reference)[hit_id], abs=1e-5), door
+
+
+def test_an_old_record_without_max_length_reads_as_the_models_default(
+    engine: tuple[str, str], bi_encoder_dir: Path, models: Models
+) -> None:
+    """A record written before the limit was recorded (no ``max_length``) was embedded at the
+    model's default: a phase at the default uses it, a phase at 16 tokens embeds live."""
+    _, url = engine
+    index = embed_long(url, bi_encoder_dir)
+    try:
+        meta = stored_meta(url, index)
+        assert meta[META_KEY][FIELD]["max_length"] == models.bi.max_length
+        del meta[META_KEY][FIELD]["max_length"]
+        assert httpx.put(f"{url}/{index}/_mapping", json={"_meta": meta}).status_code == 200
+        assert "max_length" not in stored_meta(url, index)[META_KEY][FIELD]
+        at_default = search_sync(engine, index, models, section(models))
+        reference = search_sync(engine, index, models, limited(models, None, SHORT))
+        at_short = search_sync(engine, index, models, limited(models, FIELD, SHORT))
+    finally:
+        httpx.delete(f"{url}/{index}")
+    report = vectors_report(at_default)
+    assert (report["stored"], report["embedded"], report["other_model"]) == (5, 0, 0), report
+    report = vectors_report(at_short)
+    assert (report["stored"], report["embedded"], report["other_model"]) == (0, 5, 5), report
+    assert f"cut at {models.bi.max_length} tokens" in report["warnings"][0]
+    for hit_id, score in model_scores(at_short).items():
+        assert score == pytest.approx(model_scores(reference)[hit_id], abs=1e-5)

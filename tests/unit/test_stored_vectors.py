@@ -18,6 +18,7 @@ from bridge.pipeline.flow import CheckVectors, Embed, Flow, Search, SearchReques
 from bridge.pipeline.stored_vectors import stored_vector
 from bridge.vectors import META_KEY
 from bridge.vectors.checks import VectorChecks, verdict
+from bridge.vectors.fingerprint import VectorsMeta
 
 BODY: dict[str, Any] = {"query": {"match": {"title": "title"}}, "size": 4}
 VECTORS = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], None]  # hit 3 has none
@@ -168,8 +169,10 @@ def test_vector_field_in_the_config() -> None:
     assert caught.value.field == "rerank.chunking"
 
 
-def meta(fingerprint: str) -> dict[str, Any]:
-    entry = {"model": "m", "fingerprint": fingerprint, "dims": 2}
+def meta(fingerprint: str, max_length: int | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"model": "m", "fingerprint": fingerprint, "dims": 2}
+    if max_length is not None:
+        entry["max_length"] = max_length
     return {"_meta": {META_KEY: {"v": entry}}}
 
 
@@ -177,6 +180,7 @@ def test_meta_verdicts_are_cached_per_index_field_and_model() -> None:
     now = [0.0]
     checks = VectorChecks(ttl_s=60.0, clock=lambda: now[0])
     checks.fingerprint = lambda model: f"sha256:{model}"  # type: ignore[method-assign]
+    checks.max_length = lambda model, requested: requested or 256  # type: ignore[method-assign]
     reads: list[list[str]] = []
 
     def read(indices: Any) -> dict[str, Any]:
@@ -193,6 +197,23 @@ def test_meta_verdicts_are_cached_per_index_field_and_model() -> None:
     checks.check(effect, read)
     assert reads == [["a", "b"], ["a", "b"]]  # stale after the TTL
     assert verdict(meta("sha256:new"), "v", "sha256:new") is None
+    # another requested limit is its own verdict (read again)
+    assert checks.check(CheckVectors("new", "v", ("a",), 16), read)["a"]
+    assert reads[-1] == ["a"]
+
+
+def test_a_verdict_compares_the_token_limit_the_vectors_were_cut_at() -> None:
+    assert verdict(meta("sha256:x", 128), "v", "sha256:x", 128, 256) is None
+    reason = verdict(meta("sha256:x", 128), "v", "sha256:x", 256, 256)
+    assert "cut at 128 tokens" in (reason or "")
+    assert "max_length 256" in (reason or "")
+    # a record without the limit (written before it was recorded) reads as the model's default
+    assert verdict(meta("sha256:x"), "v", "sha256:x", 256, 256) is None
+    assert "cut at 256 tokens" in (verdict(meta("sha256:x"), "v", "sha256:x", 16, 256) or "")
+    # another model: the fingerprint's reason, whatever the limit
+    assert "written by m" in (verdict(meta("sha256:y", 16), "v", "sha256:x", 16, 256) or "")
+    assert VectorsMeta("m", "sha256:x", 2, "t", 64).to_dict()["max_length"] == 64
+    assert "max_length" not in VectorsMeta("m", "sha256:x", 2, "t").to_dict()
 
 
 def test_vectors_that_come_in_after_the_budget_leave_the_engine_order() -> None:
@@ -215,5 +236,7 @@ def test_vectors_that_come_in_after_the_budget_leave_the_engine_order() -> None:
 def test_the_phases_max_length_goes_with_its_embeddings() -> None:
     flow = at_search(max_length=64)
     flow.send(engine_answer(VECTORS))
+    # the door checks the stored vectors against the limit the phase embeds at
+    assert flow.effect == CheckVectors("bi", "title_vector", ("products",), 64)
     flow.send({})
     assert flow.effect == Embed("bi", ("title", "title 3"), 64)
