@@ -1,8 +1,9 @@
 """Stored vectors on real Elasticsearch and OpenSearch nodes: ``rerank-bridge embed`` writes a
 bi-encoder's vectors (and its fingerprint in ``_meta``), and a phase with ``vector_field`` scores
 from them through every door (sync and async wrappers, proxy ``_search`` and ``_msearch``),
-giving the scores embedding the same titles gives; vectors of another model (per ``_meta``),
-of another dimension or missing are embedded instead, and ``explain`` says how many were which.
+giving the scores embedding the same titles gives; vectors of another model or cut at another
+``max_length`` (per ``_meta``), of another dimension or missing are embedded instead, and
+``explain`` says how many were which.
 
 The bi-encoder is the real all-MiniLM-L6-v2 ONNX model; ``Counting`` wraps it only to count the
 texts the phase embeds (the proof that stored vectors were read, not recomputed).
@@ -375,6 +376,10 @@ def test_embed_refuses_bad_input_in_one_line(
         "index 'no-such-index-w18' not found": [
             *base,
             *("--index", "no-such-index-w18", "--model", str(bi_encoder_dir)),
+        ],
+        "--max-length must be at least 1": [
+            *base,
+            *("--index", embedded_index, "--model", str(bi_encoder_dir), "--max-length", "0"),
         ],
         "mapped as 'text', not a vector": [
             *base,
