@@ -429,7 +429,11 @@ SHORT = 16
 def embed_long(url: str, bi_encoder_dir: Path, *extra: str) -> str:
     index = make_index(url, titles=LONG_TITLES)
     argv = ["embed", "--engine", url, "--index", index, "--model", str(bi_encoder_dir)]
-    assert cli([*argv, "--quiet", *extra]) == 0
+    try:
+        assert cli([*argv, "--quiet", *extra]) == 0
+    except BaseException:  # a failing embed (e.g. an unknown option) leaves no index behind
+        httpx.delete(f"{url}/{index}")
+        raise
     return index
 
 
