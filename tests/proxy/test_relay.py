@@ -141,13 +141,18 @@ def raw_exchange(url: str, payload: bytes, answers: int, timeout_s: float = 10.0
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
         sock.sendall(payload)
-        data = b""
-        while data.count(b"HTTP/1.1 ") < answers or not _complete(data, answers):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data
+        return read_answers(sock, answers)
+
+
+def read_answers(sock: socket.socket, answers: int) -> bytes:
+    """Read from ``sock`` until ``answers`` complete answers are in (or the peer closes)."""
+    data = b""
+    while data.count(b"HTTP/1.1 ") < answers or not _complete(data, answers):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _complete(data: bytes, answers: int) -> bool:
@@ -446,13 +451,7 @@ def test_a_request_split_across_reads_is_relayed(
             sock.sendall(request[:cut])
             time.sleep(0.1)
             sock.sendall(request[cut:])
-            data = b""
-            while not _complete(data, 1):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            answers.append(data)
+            answers.append(read_answers(sock, 1))
     assert all(a.startswith(b"HTTP/1.1 200 OK") and a.endswith(OK_BODY) for a in answers)
     assert all(b"x-rerank-status: passthrough" in a for a in answers)
     assert scripted.requests[-1] == (b"POST /i/_search HTTP/1.1", body)
@@ -482,13 +481,7 @@ def test_the_protocol_and_the_cycle_answer_byte_for_byte_alike(
                 sock.sendall(request[12:])
             else:
                 sock.sendall(request)
-            data = b""
-            while not _complete(data, 1):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            answers.append(data)
+            answers.append(read_answers(sock, 1))
     heads = [a.split(b"\r\n\r\n", 1)[0] for a in answers]
     assert heads[0] == heads[1], heads
     assert all(b'"timed_out":false' in answer for answer in answers)
