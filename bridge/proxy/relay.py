@@ -104,6 +104,7 @@ _ANSWER_HEAD = re.compile(
     rb"HTTP/1\.1 ([2-5]\d\d) [\t\x20-\x7e\x80-\xff]*\r\n"
     rb"((?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*)\r\n"
 )
+_LENGTH_DIGITS = 18  # a Content-Length the relay reads itself (int64, as httptools allows)
 _FIELD = re.compile(rb"([^:]+):[\t ]*([^\r]*?)[\t ]*\r\n")  # one field of a matched head
 
 
@@ -126,7 +127,8 @@ def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], int] | None:
     length = -1
     for name, value in headers:
         if name == b"content-length":
-            if length >= 0 or not value.isdigit():
+            # int() refuses over 4,300 digits: a long one is uvicorn's to refuse, as any odd one
+            if length >= 0 or not value.isdigit() or len(value) > _LENGTH_DIGITS:
                 return None
             length = int(value)
         elif name == b"connection":
@@ -159,7 +161,7 @@ def _answer_length(headers: Headers) -> tuple[int, bool]:
     for name, value in headers:
         name = name.lower()
         if name == b"content-length":
-            if length >= 0 or not value.isdigit():
+            if length >= 0 or not value.isdigit() or len(value) > _LENGTH_DIGITS:
                 return -1, False
             length = int(value)
         elif name == b"transfer-encoding":

@@ -72,6 +72,9 @@ class Scripted:
         if path.startswith(b"/cut"):  # promises 1000 bytes, sends 10, closes
             conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789")
             return False
+        if path.startswith(b"/long-length"):  # a Content-Length no int64 holds
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: " + b"1" * 5000 + b"\r\n\r\n{}")
+            return False
         if path.startswith(b"/eof"):  # no framing: the body ends with the connection
             conn.sendall(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + OK_BODY)
             return False
@@ -410,8 +413,24 @@ def test_read_request_takes_only_whole_simple_requests() -> None:
         whole.replace(b"Host: x\r\n", b"Host: x\x01\r\n"),
         whole.replace(b"\r\nContent", b"\nContent"),
         whole.replace(b"Content-Length: 10", b"Content-Length: +10"),
+        whole.replace(b"Content-Length: 10", b"Content-Length: " + b"1" * 5000),
     ]:
         assert read_request(odd, None) is None, odd
+
+
+def test_a_content_length_too_long_to_read_is_refused_not_a_traceback(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy(scripted.url)
+    httpx.get(f"{proxy.url}/warm")
+    request = b"POST /i/_count HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"1" * 5000
+    answer = raw_exchange(proxy.url, request + b"\r\n\r\n{}", 1)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+    # the engine's answer with one: an error in the engine's shape, and the proxy serves on
+    failed = httpx.get(f"{proxy.url}/long-length")
+    assert failed.status_code == 502, failed.text
+    assert failed.json()["error"]["type"], failed.text
+    assert httpx.get(f"{proxy.url}/after").content == OK_BODY
 
 
 def test_pipelined_plain_reads_are_all_read_by_the_protocol(
