@@ -120,7 +120,7 @@ def scorer_over(
     files: ModelFiles, session: ort.InferenceSession, options: ScorerOptions
 ) -> AnyScorer:
     """A scorer (tokenizer, truncation, caches) over an already open session."""
-    length = options.max_length or files.max_length or _default_max_length(files.config)
+    length = requested_max_length(files, options.max_length)
     size = options.cache_size
     cache = ScoreCache(size, max_bytes=options.cache_bytes) if size > 0 else None
     scorer: AnyScorer
@@ -175,6 +175,12 @@ def _file_identity(path: Path) -> str:
         return str(path)
 
 
+def requested_max_length(files: ModelFiles, requested: int | None) -> int:
+    """The limit a scorer of ``files`` opened with ``max_length=requested`` asks its tokenizer
+    for (``None``: the model's default); the tokenizer may cap it further."""
+    return requested or files.max_length or _default_max_length(files.config)
+
+
 def _default_max_length(config: dict[str, Any]) -> int:
     positions = config.get("max_position_embeddings")
     if isinstance(positions, int) and positions > 0:
@@ -189,5 +195,6 @@ __all__ = [
     "load_scorer",
     "model_identity",
     "open_session",
+    "requested_max_length",
     "scorer_over",
 ]

@@ -77,6 +77,12 @@ def model_max_length(tokenizer_path: Path) -> int | None:
     return int(value) if isinstance(value, (int, float)) and 0 < value < 1_000_000 else None
 
 
+def capped_max_length(tokenizer_path: Path, max_length: int) -> int:
+    """``max_length`` as a tokenizer of ``tokenizer_path`` applies it: never past its own cap."""
+    cap = model_max_length(tokenizer_path)
+    return min(max_length, cap) if cap else max_length
+
+
 def _pad_id(tokenizer: Tokenizer) -> int:
     for token in ("[PAD]", "<pad>", "<PAD>"):
         token_id = tokenizer.token_to_id(token)
@@ -125,8 +131,7 @@ class PairTokenizer:
         strategy: str = "only_second",
         token_cache_bytes: int = DEFAULT_TOKEN_CACHE_BYTES,
     ) -> None:
-        cap = model_max_length(tokenizer_path)
-        self.max_length = min(max_length, cap) if cap else max_length
+        self.max_length = capped_max_length(tokenizer_path, max_length)
         if self.max_length < 8:
             raise ModelError(f"max_length {self.max_length} is too small for a cross-encoder")
         self.query_max_tokens = query_max_tokens or self.max_length // 2
@@ -273,8 +278,7 @@ class TextTokenizer:
     """Tokenizes single texts for a bi-encoder (plain truncation to ``max_length``)."""
 
     def __init__(self, tokenizer_path: Path, *, max_length: int) -> None:
-        cap = model_max_length(tokenizer_path)
-        self.max_length = min(max_length, cap) if cap else max_length
+        self.max_length = capped_max_length(tokenizer_path, max_length)
         self._tokenizer = _load(tokenizer_path)
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_length)

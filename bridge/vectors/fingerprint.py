@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bridge.models.local import ModelFiles
-from bridge.scoring.tokenize import model_max_length
+from bridge.scoring.loader import requested_max_length
+from bridge.scoring.tokenize import capped_max_length
 
 # index mapping `_meta` key: {vector field: {"model", "fingerprint", "dims", "from_field",
 # "max_length"}}
@@ -33,11 +34,8 @@ def model_fingerprint(files: ModelFiles) -> str:
 
 def effective_max_length(files: ModelFiles, requested: int | None = None) -> int:
     """The token limit a scorer of ``files`` opened with ``max_length=requested`` cuts texts at
-    (``None``: the model's default), as ``bridge.scoring.loader.scorer_over`` and the
-    tokenizer's own cap decide it."""
-    length = requested or files.max_length
-    cap = model_max_length(files.tokenizer_path)
-    return min(length, cap) if cap else length
+    (``None``: the model's default): the loader's rule, then the tokenizer's cap."""
+    return capped_max_length(files.tokenizer_path, requested_max_length(files, requested))
 
 
 @lru_cache(maxsize=32)
