@@ -287,7 +287,7 @@ def _distill_in(
         "teacher": str(options.teacher),
         "queries_file": str(options.queries),
         "queries": len(lists),
-        "depth": options.depth,
+        "depth": max((len(passages) for _, passages in lists), default=options.depth),
         "student_layers": keep,
         "loss": {
             "name": options.loss,

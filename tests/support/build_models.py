@@ -275,8 +275,13 @@ def build_cross(out: Path, name: str, synthesize: Callable[[Path], None]) -> Non
 
 def _convert(checkpoint: Path, dst: Path, kind: str, int8: bool) -> None:
     started = time.perf_counter()
+    # one int8 scale per tensor, as the FlashRank files these stand in for
     onnx_path = convert_checkpoint(
-        checkpoint, dst, kind="cross" if kind == "cross" else "bi", int8=int8
+        checkpoint,
+        dst,
+        kind="cross" if kind == "cross" else "bi",
+        int8=int8,
+        int8_per_channel=False,
     )
     metadata = json.loads((dst / METADATA_FILE).read_text(encoding="utf-8"))
     size_mb = onnx_path.stat().st_size / 1e6

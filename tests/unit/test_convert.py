@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import numpy_helper
 from tokenizers import Encoding, Tokenizer
 
 from bridge.errors import ConfigError, ModelError, ModelNotFoundError
@@ -130,6 +131,26 @@ def test_int8_probabilities_stay_close_to_fp32(
     fp32 = probabilities(tiny_cross_model / "model.onnx")
     int8 = probabilities(tiny_cross_model / QUANTIZED_FILE)
     assert np.max(np.abs(fp32 - int8)) <= 0.05
+
+
+def test_int8_matmul_weights_have_one_scale_per_output_channel(tiny_cross_model: Path) -> None:
+    graph = onnx.load(str(tiny_cross_model / QUANTIZED_FILE)).graph
+    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    matmul_weights = {node.input[1] for node in graph.node if node.op_type == "MatMulInteger"}
+    assert matmul_weights, "no MatMulInteger: the graph was not quantized"
+    for name in matmul_weights:
+        scale = weights[name.removesuffix("_quantized") + "_scale"]
+        assert scale.shape == (weights[name].shape[1],), name
+
+
+def test_int8_per_tensor_on_request(tiny_cross_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "per-tensor"
+    convert_checkpoint(tiny_cross_checkpoint, out, int8=True, int8_per_channel=False)
+    graph = onnx.load(str(out / QUANTIZED_FILE)).graph
+    scales = [numpy_helper.to_array(i) for i in graph.initializer if i.name.endswith("_scale")]
+    assert scales
+    assert all(scale.shape == () for scale in scales)
+    assert json.loads((out / "rerank_bridge.json").read_text())["quantized"] == "int8-dynamic"
 
 
 def test_int8_file_is_smaller_than_fp32(tiny_cross_model: Path) -> None:
