@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ranx import Qrels, Run, evaluate
 
-from bridge import Ranker, RerankRequest
+from bridge import Ranker
 from bridge.training.judgments import Judgments, load_judgments
 from bridge.training.split import split_queries
 from bridge.training.train import pinned_sample
@@ -50,9 +50,10 @@ def model_scores(model: str, judgments: Judgments, qids: list[str]) -> dict[str,
     ranker = Ranker(model_name=model)
     scores: dict[str, dict[str, float]] = {}
     for qid in qids:
-        passages = [{"id": pid, "text": judgments.passages[pid]} for pid in judgments.gains[qid]]
-        ranked = ranker.rerank(RerankRequest(query=judgments.queries[qid], passages=passages))
-        scores[qid] = {str(hit["id"]): float(hit["score"]) for hit in ranked}
+        pids = list(judgments.gains[qid])
+        query = judgments.queries[qid]
+        pairs = [(query, judgments.passages[pid]) for pid in pids]
+        scores[qid] = dict(zip(pids, ranker.score_pairs(pairs), strict=True))
     return scores
 
 
