@@ -5,10 +5,13 @@ wake-ups, whatever its code does. This script measures that floor next to the pr
 run with a rotated order (each side goes first in turn): a TCP pipe written in asyncio + uvloop
 (one upstream connection per client connection, bytes copied as they arrive, no HTTP parsing at
 all) against direct requests to the engine and against
-this checkout's `rerank-bridge serve` and, with ``--baseline-repo``, another checkout's. Prints
-JSON lines: each side's p50, its overhead over direct and its process's CPU per request.
+this checkout's `rerank-bridge serve` and, with ``--baseline-repo``, another checkout's. With
+``--minimal-relays``, two featureless HTTP relays too (minimal_relays.py: one in Python, one in Go,
+built here): what reading HTTP at all costs, above the pipe. Prints JSON lines: each side's p50,
+its overhead over direct and its process's CPU per request.
 
     .venv/bin/python benchmarks/hop_floor.py --rounds 600 --baseline-repo /tmp/relay/base
+    .venv/bin/python benchmarks/hop_floor.py --rounds 1000 --minimal-relays
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from minimal_relays import serve_minimal, start_go_relay, start_minimal  # siblings
 from proxy_load import (  # a sibling script, not a package
     NANO,
     ProxyProcess,
@@ -125,11 +130,20 @@ def main() -> int:
     parser.add_argument(
         "--baseline-repo", type=Path, default=None, help="another checkout, run as a second proxy"
     )
+    parser.add_argument(
+        "--minimal-relays",
+        action="store_true",
+        help="also a featureless HTTP relay in Python and one in Go (needs `go`)",
+    )
     parser.add_argument("--serve-pipe", metavar="UPSTREAM", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-minimal", metavar="UPSTREAM", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_pipe:
         serve_pipe(args.serve_pipe, args.port)
+        return 0
+    if args.serve_minimal:
+        serve_minimal(args.serve_minimal, args.port)
         return 0
     upstream = args.upstream.rstrip("/")
     index = load_index(upstream, products(args.docs))
@@ -138,7 +152,12 @@ def main() -> int:
     if args.baseline_repo is not None:
         procs.append(ProxyProcess(upstream, args.model, batching=True, repo=args.baseline_repo))
     pipe_url, pipe = start_pipe(upstream)
+    floors: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+    go_build = tempfile.TemporaryDirectory(prefix="hop-floor-go-")
     try:
+        if args.minimal_relays:
+            floors["minimal_python"] = start_minimal(__file__, upstream)
+            floors["minimal_go"] = start_go_relay(upstream, Path(go_build.name))
         for proc in procs:
             proc.wait_ready()
         sides = {"direct": upstream, "pipe": pipe_url, "proxy": procs[0].url}
@@ -146,10 +165,17 @@ def main() -> int:
         if len(procs) > 1:
             sides["baseline"] = procs[1].url
             pids["baseline"] = procs[1].pid
+        for name, (url, process) in floors.items():
+            sides[name] = url
+            pids[name] = process.pid
         measure(sides, pids, index, terms, args.rounds)
     finally:
         pipe.terminate()
         pipe.wait(10)
+        for _, process in floors.values():
+            process.terminate()
+            process.wait(10)
+        go_build.cleanup()
         for proc in procs:
             proc.stop()
         httpx.delete(f"{upstream}/{index}", timeout=60)

@@ -1,0 +1,3 @@
+module gorelay
+
+go 1.26
