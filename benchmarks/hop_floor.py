@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,14 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from minimal_relays import serve_minimal, start_go_relay, start_minimal  # siblings
+from minimal_relays import MinimalRelay, serve, start_go_relay, start_script  # siblings
 from proxy_load import (  # a sibling script, not a package
     NANO,
     ProxyProcess,
@@ -90,35 +87,9 @@ class _Back(asyncio.Protocol):
         self.front.transport.close()
 
 
-def serve_pipe(upstream: str, port: int) -> None:
-    """Run a pipe to ``upstream`` on ``port`` until killed (its own process, as a proxy is)."""
-    parts = urlsplit(upstream)
-
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        await loop.create_server(
-            lambda: _Pipe(parts.hostname or "127.0.0.1", parts.port or 80), "127.0.0.1", port
-        )
-        await asyncio.Event().wait()
-
-    uvloop.run(serve())
-
-
 def start_pipe(upstream: str) -> tuple[str, subprocess.Popen[bytes]]:
     """A pipe process to ``upstream`` on a free port; its URL and process."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    argv = [sys.executable, __file__, "--serve-pipe", upstream, "--port", str(port)]
-    process = subprocess.Popen(argv)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return f"http://127.0.0.1:{port}", process
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the pipe did not start")
+    return start_script(__file__, "--serve-pipe", upstream, "the pipe")
 
 
 def main() -> int:
@@ -140,10 +111,10 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_pipe:
-        serve_pipe(args.serve_pipe, args.port)
+        serve(_Pipe, args.serve_pipe, args.port)
         return 0
     if args.serve_minimal:
-        serve_minimal(args.serve_minimal, args.port)
+        serve(MinimalRelay, args.serve_minimal, args.port)
         return 0
     upstream = args.upstream.rstrip("/")
     index = load_index(upstream, products(args.docs))
@@ -156,7 +127,9 @@ def main() -> int:
     go_build = tempfile.TemporaryDirectory(prefix="hop-floor-go-")
     try:
         if args.minimal_relays:
-            floors["minimal_python"] = start_minimal(__file__, upstream)
+            floors["minimal_python"] = start_script(
+                __file__, "--serve-minimal", upstream, "the minimal Python relay"
+            )
             floors["minimal_go"] = start_go_relay(upstream, Path(go_build.name))
         for proc in procs:
             proc.wait_ready()

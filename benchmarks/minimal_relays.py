@@ -1,10 +1,10 @@
 """Two featureless HTTP/1.1 relays for `hop_floor.py --minimal-relays`: how little any relay
 that frames HTTP adds on this host, in Python and compiled.
 
-- ``serve_minimal``: asyncio + uvloop, one upstream connection per client connection, each
-  request and each answer framed (Content-Length or chunked) and written whole, the byte scan for
-  `rerank` a pass-through relay makes; no header rewriting, pooling, retries, timeouts, metrics or
-  access log.
+- ``MinimalRelay`` (run by ``serve``): asyncio + uvloop, one upstream connection per client
+  connection, each request and each answer framed (Content-Length or chunked) and written
+  whole, the byte scan for `rerank` a pass-through relay makes; no header rewriting, pooling,
+  retries, timeouts, metrics or access log.
 - the Go relay (``go_relay/main.go``): the same in one goroutine per connection, built here with
   the Go toolchain.
 
@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,7 +55,7 @@ def message_end(data: bytes) -> int:
     return end if end <= len(data) else -1
 
 
-class _Front(asyncio.Protocol):
+class MinimalRelay(asyncio.Protocol):
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
@@ -89,7 +90,7 @@ class _Front(asyncio.Protocol):
 
 
 class _Back(asyncio.Protocol):
-    def __init__(self, front: _Front) -> None:
+    def __init__(self, front: MinimalRelay) -> None:
         self.front = front
         self.buffer = b""
 
@@ -105,27 +106,27 @@ class _Back(asyncio.Protocol):
             self.front.transport.close()
 
 
-def serve_minimal(upstream: str, port: int) -> None:
-    """Run the minimal Python relay to ``upstream`` on ``port`` until killed."""
+def serve(protocol: Callable[[str, int], asyncio.Protocol], upstream: str, port: int) -> None:
+    """Run ``protocol(host, port of upstream)`` per client connection on ``port`` until killed
+    (its own process, as a proxy is)."""
     parts = urlsplit(upstream)
+    host, upstream_port = parts.hostname or "127.0.0.1", parts.port or 80
 
-    async def serve() -> None:
+    async def run() -> None:
         loop = asyncio.get_running_loop()
-        await loop.create_server(
-            lambda: _Front(parts.hostname or "127.0.0.1", parts.port or 80), "127.0.0.1", port
-        )
+        await loop.create_server(lambda: protocol(host, upstream_port), "127.0.0.1", port)
         await asyncio.Event().wait()
 
-    uvloop.run(serve())
+    uvloop.run(run())
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def _started(argv: list[str], port: int, what: str) -> tuple[str, subprocess.Popen[bytes]]:
+def started(argv: list[str], port: int, what: str) -> tuple[str, subprocess.Popen[bytes]]:
     process = subprocess.Popen(argv)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -137,11 +138,13 @@ def _started(argv: list[str], port: int, what: str) -> tuple[str, subprocess.Pop
     raise SystemExit(f"{what} did not start")
 
 
-def start_minimal(script: str, upstream: str) -> tuple[str, subprocess.Popen[bytes]]:
-    """The minimal Python relay in its own process (``script --serve-minimal``)."""
-    port = _free_port()
-    argv = [sys.executable, script, "--serve-minimal", upstream, "--port", str(port)]
-    return _started(argv, port, "the minimal Python relay")
+def start_script(
+    script: str, flag: str, upstream: str, what: str
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """``script flag upstream --port N`` in its own process on a free port: its URL, process."""
+    port = free_port()
+    argv = [sys.executable, script, flag, upstream, "--port", str(port)]
+    return started(argv, port, what)
 
 
 def start_go_relay(upstream: str, build_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
@@ -152,7 +155,7 @@ def start_go_relay(upstream: str, build_dir: Path) -> tuple[str, subprocess.Pope
     binary = build_dir / "go_relay"
     subprocess.run([go, "build", "-o", str(binary), "."], cwd=GO_RELAY, check=True)
     parts = urlsplit(upstream)
-    port = _free_port()
+    port = free_port()
     target = f"{parts.hostname or '127.0.0.1'}:{parts.port or 80}"
     argv = [str(binary), "-listen", f"127.0.0.1:{port}", "-upstream", target]
-    return _started(argv, port, "the Go relay")
+    return started(argv, port, "the Go relay")
