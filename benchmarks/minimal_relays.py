@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import uvloop
+from proxy_load import free_port  # a sibling script, not a package
 
 GO_RELAY = Path(__file__).resolve().parent / "go_relay"
 _LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
@@ -118,12 +119,6 @@ def serve(protocol: Callable[[str, int], asyncio.Protocol], upstream: str, port:
         await asyncio.Event().wait()
 
     uvloop.run(run())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def started(argv: list[str], port: int, what: str) -> tuple[str, subprocess.Popen[bytes]]:
