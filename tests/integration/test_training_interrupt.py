@@ -51,6 +51,13 @@ def _pairs_file(folder: Path, name: str) -> Path:
     return path
 
 
+def _listen_to_ctrl_c() -> None:
+    """Runs in the child before exec. A shell starts background jobs (`make test &`, a CI step run
+    in a subshell) with SIGINT ignored, Python keeps an inherited SIG_IGN, and the child would
+    then finish training as if Ctrl-C had never come: give it the terminal's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _command() -> list[str]:
     script = Path(sys.executable).with_name("rerank-bridge")
     if script.is_file():
@@ -106,6 +113,7 @@ def test_an_interrupted_train_leaves_out_as_it_was(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_listen_to_ctrl_c,
     )
     stderr = _Stderr(process)
     try:
