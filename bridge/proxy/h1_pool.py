@@ -145,6 +145,9 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.reading_paused = False
         self.counted = True  # still in its pool's count of connections
+        # the relay's read timer for its exchanges on this connection (bridge.proxy.relay)
+        self.watch: asyncio.TimerHandle | None = None
+        self.watched: _Exchange | None = None
         self._writable: asyncio.Future[None] | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------------------------

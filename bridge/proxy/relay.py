@@ -106,20 +106,61 @@ _ANSWER_HEAD = re.compile(
 )
 _LENGTH_DIGITS = 18  # a Content-Length the relay reads itself (int64, as httptools allows)
 _FIELD = re.compile(rb"([^:]+):[\t ]*([^\r]*?)[\t ]*\r\n")  # one field of a matched head
+HEAD_KEY = "bridge.head"  # scope key: the bytes of a head ``read_request`` read (the memos' key)
+_MEMO_ENTRIES = 256  # distinct heads remembered per memo (request heads, answer heads)
+_MEMO_HEAD_BYTES = 4096  # a longer head is read every time, not remembered
 
 
 def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], int] | None:
     """The request at the start of ``data`` when its head is whole and simple: its scope (the
     keys the relay and the access log read, header names in lower case as uvicorn gives them,
-    and ``content_length``) and where the request ends in ``data`` (maybe past its end: the body
-    is not all in yet; the body is the ``content_length`` bytes before). None for anything else (a
-    partial head, another method or version, a chunked body, a repeated or odd
-    `Content-Length`, a `Connection` other than keep-alive, an escaped path, a body over
-    ``MAX_BODY``): uvicorn parses those."""
-    head = _REQUEST_HEAD.match(data)
-    if head is None:
+    ``content_length``, and the head's bytes under ``HEAD_KEY``) and where the request ends in
+    ``data`` (maybe past its end: the body is not all in yet; the body is the ``content_length``
+    bytes before). None for anything else (a partial head, another method or version, a chunked
+    body, a repeated or odd `Content-Length`, a `Connection` other than keep-alive, an escaped
+    path, a body over ``MAX_BODY``): uvicorn parses those.
+
+    A client on a keep-alive connection sends the same head again and again (only the body and
+    its length change, within a few lengths): each head is read once and remembered
+    (``_HEADS``), so a request seen before costs a dictionary lookup. The scope's ``headers``
+    list is shared between the requests of one head: read it, never change it."""
+    end_of_head = data.find(b"\r\n\r\n")
+    if end_of_head < 0:
         return None
-    method, target, block = head.groups()
+    head = data[: end_of_head + 4]
+    parsed = _HEADS.get(head, _UNSEEN)
+    if parsed is _UNSEEN:
+        parsed = _read_head(head)
+        if len(head) <= _MEMO_HEAD_BYTES:
+            remember(_HEADS, head, parsed)
+    if parsed is None:
+        return None
+    method, path, raw_path, query, headers, length = parsed
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": headers,
+        "client": client,
+        "content_length": length,
+        HEAD_KEY: head,
+    }
+    return scope, len(head) + length
+
+
+_ReadHead = tuple[str, str, bytes, bytes, Headers, int]
+_HEADS: dict[bytes, _ReadHead | None] = {}
+_UNSEEN: Any = object()
+
+
+def _read_head(head: bytes) -> _ReadHead | None:
+    """``read_request``'s reading of one whole head (it ends with the blank line)."""
+    matched = _REQUEST_HEAD.match(head)
+    if matched is None or matched.end() != len(head):
+        return None
+    method, target, block = matched.groups()
     raw_path, _, query = target.partition(b"?")
     if b"%" in raw_path or b"#" in target:
         return None
@@ -138,37 +179,78 @@ def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], int] | None:
             return None
     if length > MAX_BODY:
         return None
-    start = head.end()
-    end = start + max(length, 0)
-    scope = {
-        "type": "http",
-        "method": "GET" if method == b"GET" else "POST",
-        "path": raw_path.decode("ascii"),
-        "raw_path": raw_path,
-        "query_string": query,
-        "headers": headers,
-        "client": client,
-        "content_length": end - start,
-    }
-    return scope, end
+    verb = "GET" if method == b"GET" else "POST"
+    return verb, raw_path.decode("ascii"), raw_path, query, headers, max(length, 0)
 
 
-def _answer_length(headers: Headers) -> tuple[int, bool]:
-    """An answer's Content-Length (-1 when it has none, several, or a Transfer-Encoding: then
-    httptools frames it) and whether its connection stays open."""
+def remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Into a bounded memo: when it is full it starts again (the heads in use come back at once,
+    a client sending ever-new heads costs one re-read each, as without it)."""
+    if len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+
+
+class AnswerHead:
+    """An engine answer head the relay frames itself: by its Content-Length (``length``), or
+    chunked (``length`` -1) with no Content-Length."""
+
+    __slots__ = ("headers", "keep_alive", "length", "raw", "status")
+
+    def __init__(
+        self, raw: bytes, status: int, headers: Headers, length: int, keep_alive: bool
+    ) -> None:
+        self.raw = raw
+        self.status = status
+        self.headers = headers
+        self.length = length
+        self.keep_alive = keep_alive
+
+
+_ANSWER_HEADS: dict[bytes, AnswerHead | None] = {}
+
+
+def answer_head(head: bytes) -> AnswerHead | None:
+    """The whole answer head ``head`` (it ends with the blank line), when the relay frames the
+    answer itself; None: httptools reads it. Remembered per head (an engine answers a kind of
+    request with the same head each time, or with a few lengths)."""
+    known: AnswerHead | None = _ANSWER_HEADS.get(head, _UNSEEN)
+    if known is _UNSEEN:
+        known = _read_answer_head(head)
+        if len(head) <= _MEMO_HEAD_BYTES:
+            remember(_ANSWER_HEADS, head, known)
+    return known
+
+
+def _read_answer_head(head: bytes) -> AnswerHead | None:
+    matched = _ANSWER_HEAD.match(head)
+    if matched is None or matched.end() != len(head):
+        return None
+    status = int(matched.group(1))
+    if status == 204 or status == 304:
+        return None
+    headers = _FIELD.findall(matched.group(2))
     length = -1
+    chunked = False
     keep_alive = True
     for name, value in headers:
         name = name.lower()
         if name == b"content-length":
-            if length >= 0 or not value.isdigit() or len(value) > _LENGTH_DIGITS:
-                return -1, False
+            if length >= 0 or chunked or not value.isdigit() or len(value) > _LENGTH_DIGITS:
+                return None
             length = int(value)
         elif name == b"transfer-encoding":
-            return -1, False
+            if chunked or length >= 0 or value.lower() != b"chunked":
+                return None  # several codings, or a length beside: httptools decides
+            chunked = True
         elif name == b"connection":
             keep_alive = b"close" not in value.lower()
-    return length, keep_alive
+    if length < 0 and not chunked:
+        return None  # delimited by the connection's end
+    return AnswerHead(head, status, headers, length, keep_alive)
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")  # a chunk-size line the relay reads itself
 
 
 @dataclass(frozen=True)
@@ -215,6 +297,51 @@ class Relay:
         self.relayed = proxy.metrics.relayed
         # relayed requests the server protocol read itself (its fast path), for the tests
         self.read_by_protocol = 0
+        # per request head read by ``read_request`` (HEAD_KEY): whether it allows the relay, and
+        # the engine's request head per node; both hold for one settings object (a reload
+        # starts them again)
+        self._plain_heads: dict[bytes, bool] = {}
+        self._upstream_heads: dict[bytes, tuple[UpstreamNode, bytes]] = {}
+        self._memo_settings: object = None
+        # the client's answer head per engine answer head, for one list of uvicorn's default
+        # headers (its `date` changes once a second, and the list with it)
+        self._client_heads: dict[tuple[bytes, bool, bool], tuple[bytes, bool]] = {}
+        self._memo_defaults: object = None
+
+    def plain_read(self, scope: dict[str, Any]) -> bool:
+        """``plain_head`` of a request ``read_request`` read, remembered per head."""
+        if self.proxy.drain.started:
+            return False
+        self._check_settings()
+        head: bytes = scope[HEAD_KEY]
+        plain = self._plain_heads.get(head)
+        if plain is None:
+            plain = self.plain_head(scope)
+            remember(self._plain_heads, head, plain)
+        return plain
+
+    def client_head(
+        self, answer: AnswerHead, defaults: Headers, search: bool, keep_alive: bool
+    ) -> tuple[bytes, bool] | None:
+        """``client_head`` of an answer head framed here, remembered per head while uvicorn's
+        default headers stay the same list."""
+        if defaults is not self._memo_defaults:
+            self._client_heads.clear()
+            self._memo_defaults = defaults
+        key = (answer.raw, search, keep_alive)
+        known = self._client_heads.get(key)
+        if known is None:
+            known = client_head(answer.status, answer.headers, False, defaults, search, keep_alive)
+            if known is not None:
+                remember(self._client_heads, key, known)
+        return known
+
+    def _check_settings(self) -> None:
+        settings = self.proxy.settings
+        if settings is not self._memo_settings:
+            self._plain_heads.clear()
+            self._upstream_heads.clear()
+            self._memo_settings = settings
 
     def plain_head(self, scope: dict[str, Any]) -> bool:
         """Whether the request head allows the relay (the body is checked once it is in)."""
@@ -292,8 +419,26 @@ class Relay:
         return True
 
     def request(self, client: Client, upstream: Upstream, node: UpstreamNode) -> bytes:
-        """The request for the engine, as the thin hop forwards it (head and body, one pass
-        over the headers; a `Connection` header naming others is read the long way)."""
+        """The request for the engine, as the thin hop forwards it (head and body); its head is
+        remembered per client request head and node."""
+        scope = client.scope
+        content = client.body
+        head: bytes | None = scope.get(HEAD_KEY)
+        if head is None:
+            forwarded = self.forwarded_head(client, upstream, node)
+        else:
+            self._check_settings()
+            known = self._upstream_heads.get(head)
+            if known is not None and known[0] is node:
+                forwarded = known[1]
+            else:
+                forwarded = self.forwarded_head(client, upstream, node)
+                remember(self._upstream_heads, head, (node, forwarded))
+        return forwarded + content if content else forwarded
+
+    def forwarded_head(self, client: Client, upstream: Upstream, node: UpstreamNode) -> bytes:
+        """The request head for the engine (one pass over the headers; a `Connection` header
+        naming others is read the long way)."""
         scope = client.scope
         content = client.body
         drop = self.proxy.settings.auth.header.lower().encode("latin-1")
@@ -309,7 +454,7 @@ class Relay:
         for name, value in scope["headers"]:  # lower case (uvicorn)
             if name in _NOT_FORWARDED or name == drop:
                 if name == b"connection" and value.lower() != b"keep-alive":
-                    return self.request_the_long_way(client, upstream, node)
+                    return self.head_the_long_way(client, upstream, node)
                 continue
             if name == b"content-length":
                 length = True
@@ -317,19 +462,16 @@ class Relay:
         if content and not length:
             parts += (b"content-length: ", b"%d" % len(content), b"\r\n")
         parts.append(b"\r\n")
-        if content:
-            parts.append(content)
         return b"".join(parts)
 
-    def request_the_long_way(self, client: Client, upstream: Upstream, node: UpstreamNode) -> bytes:
+    def head_the_long_way(self, client: Client, upstream: Upstream, node: UpstreamNode) -> bytes:
         scope = client.scope
-        content = client.body or None
         headers = upstream.request_headers(
             forward_request_headers(scope["headers"], self.proxy.settings.auth.header),
-            content,
+            client.body or None,
             node,
         )
-        head = b"".join(
+        return b"".join(
             [
                 scope["method"].encode(),
                 b" ",
@@ -339,7 +481,6 @@ class Relay:
                 b"\r\n",
             ]
         )
-        return head + content if content else head
 
 
 class _RelayExchange(Exchange):
@@ -352,7 +493,12 @@ class _RelayExchange(Exchange):
         self.job = job
         self.settled = False
         self.events = 0  # answer parts seen: the read timeout restarts on each
-        self.missing = -1  # body bytes still to come of an answer framed here
+        self.seen = 0  # ``events`` when the read timeout's current period began
+        self.watched_at = 0.0  # loop time that period began
+        self.missing = -1  # body bytes still to come of a Content-Length answer framed here
+        self.head: AnswerHead | None = None  # the answer head, when framed here
+        self.raw = bytearray()  # a chunked answer framed here: its body bytes so far
+        self.next_chunk = 0  # where in ``raw`` the next chunk-size line starts
 
     def feed(self, data: bytes) -> None:
         self.events += 1
@@ -361,36 +507,99 @@ class _RelayExchange(Exchange):
             self.chunks.append(data)
             self._framed(missing - len(data))
             return
-        parser = self.parser
-        if parser is None:
-            head = _ANSWER_HEAD.match(data)
+        if self.parser is None:
+            if self.head is not None:  # a chunked answer framed here
+                self.raw += data
+                self._chunks()
+                return
+            end_of_head = data.find(b"\r\n\r\n")
+            head = answer_head(data[: end_of_head + 4]) if end_of_head >= 0 else None
             if head is not None:
-                headers = _FIELD.findall(head.group(2))
-                length, keep_alive = _answer_length(headers)
-                status = int(head.group(1))
-                if length >= 0 and status != 204 and status != 304:
-                    self.status = status
-                    self.headers = headers
-                    self.head_done = True
-                    self.keep_alive = keep_alive
-                    body = data[head.end() :]
+                self.head = head
+                self.status = head.status
+                self.headers = head.headers
+                self.head_done = True
+                self.keep_alive = head.keep_alive
+                body = data[end_of_head + 4 :]
+                if head.length >= 0:
                     if body:
                         self.chunks.append(body)
-                    self._framed(length - len(body))
-                    return
-            parser = self.parser = httptools.HttpResponseParser(self)
-        parser.feed_data(data)
+                    self._framed(head.length - len(body))
+                else:
+                    self.raw += body
+                    self._chunks()
+                return
+            self.parser = httptools.HttpResponseParser(self)
+        self.parser.feed_data(data)
 
     def _framed(self, missing: int) -> None:
         self.missing = missing
         if missing == 0:
-            keep_alive = self.keep_alive
-            self.finish()
-            self.keep_alive = keep_alive
-            self.wake()
+            self._complete()
         elif missing < 0:  # bytes past the answer: this connection cannot be trusted
-            self.fail(httpcore.RemoteProtocolError("answer longer than its Content-Length"))
-            self.conn.close()
+            self._overrun()
+
+    def _complete(self) -> None:
+        keep_alive = self.keep_alive
+        self.finish()
+        self.keep_alive = keep_alive
+        self.wake()
+
+    def _overrun(self) -> None:
+        self.fail(httpcore.RemoteProtocolError("answer longer than its framing"))
+        self.conn.close()
+
+    def _chunks(self) -> None:
+        """Walk the chunked body in ``raw``: each whole chunk's data into ``chunks``; the answer
+        is done at the last chunk. Anything but plain chunks (extensions, trailers, an odd size
+        line) goes to httptools with every byte of the answer."""
+        raw = self.raw
+        at = self.next_chunk
+        while True:
+            line_end = raw.find(b"\r\n", at)
+            if line_end < 0:
+                if len(raw) - at > 17:
+                    self._to_parser()
+                return
+            if _CHUNK_SIZE.fullmatch(raw, at, line_end) is None:
+                self._to_parser()
+                return
+            size = int(raw[at:line_end], 16)
+            start = line_end + 2
+            if size == 0:
+                if len(raw) < start + 2:
+                    if len(raw) > start and raw[start] != 13:  # not the start of CRLF
+                        self._to_parser()  # a trailer field
+                    return
+                if raw[start : start + 2] != b"\r\n":
+                    self._to_parser()
+                elif len(raw) > start + 2:
+                    self._overrun()
+                else:
+                    self._complete()
+                return
+            stop = start + size
+            if len(raw) < stop + 2:
+                self.next_chunk = at
+                return
+            if raw[stop : stop + 2] != b"\r\n":
+                self._to_parser()
+                return
+            self.chunks.append(bytes(raw[start:stop]))
+            at = self.next_chunk = stop + 2
+
+    def _to_parser(self) -> None:
+        """httptools reads the whole answer again, from its first byte."""
+        head = self.head
+        assert head is not None
+        self.head = None
+        self.headers = []
+        self.chunks.clear()
+        self.head_done = False
+        data = head.raw + self.raw
+        self.raw = bytearray()
+        self.parser = httptools.HttpResponseParser(self)
+        self.parser.feed_data(data)
 
     def on_headers_complete(self) -> None:
         self.events += 1
@@ -411,10 +620,30 @@ class _RelayExchange(Exchange):
             self.job.failed(self, self.error)
 
 
-class _Job:
-    """One relayed request: its timer, its answer, its hand-over on failure."""
+def _read_timer(conn: Any, timeout: float) -> None:
+    """The read timeout of the relayed exchange on ``conn``, restarted while answer parts
+    arrive (the pool's is per read); for an exchange armed after this timer was, it waits out
+    that exchange's own time."""
+    conn.watch = None
+    exchange: _RelayExchange | None = conn.watched
+    if exchange is None or exchange.settled:
+        return
+    loop = asyncio.get_running_loop()
+    rest = exchange.watched_at + timeout - loop.time()
+    if rest <= 0.001 and exchange.events == exchange.seen:
+        exchange.fail(httpcore.ReadTimeout("timed out"))
+        return
+    if rest <= 0.001:  # parts came in: a new period
+        exchange.seen = exchange.events
+        exchange.watched_at = loop.time()
+        rest = timeout
+    conn.watch = loop.call_later(rest, _read_timer, conn, timeout)
 
-    __slots__ = ("client", "conn_timer", "node", "relay", "started", "upstream")
+
+class _Job:
+    """One relayed request: its answer, its hand-over on failure."""
+
+    __slots__ = ("client", "node", "relay", "started", "upstream")
 
     def __init__(self, relay: Relay, upstream: Upstream, node: UpstreamNode, client: Client):
         self.relay = relay
@@ -422,34 +651,29 @@ class _Job:
         self.node = node
         self.client = client
         self.started = time.perf_counter()
-        self.conn_timer: asyncio.TimerHandle | None = None
 
     def arm(self, exchange: _RelayExchange) -> None:
-        timeout = self.upstream.settings.timeout_s
+        """Start the read timeout: ``timeout_s`` without any part of the answer fails it. The
+        timer belongs to the upstream connection and outlives its exchanges (one timer per
+        connection, not a new one per request): when it fires it checks the exchange in hand."""
         loop = asyncio.get_running_loop()
-        self.conn_timer = loop.call_later(timeout, self._expire, exchange, 0, timeout)
-
-    def _expire(self, exchange: _RelayExchange, seen: int, timeout: float) -> None:
-        """The read timeout, restarted while answer parts arrive (the pool's is per read)."""
-        if exchange.settled:
-            return
-        if exchange.events != seen:
-            loop = asyncio.get_running_loop()
-            self.conn_timer = loop.call_later(
-                timeout, self._expire, exchange, exchange.events, timeout
-            )
-            return
-        exchange.fail(httpcore.ReadTimeout("timed out"))
+        exchange.watched_at = loop.time()
+        conn = exchange.conn
+        conn.watched = exchange
+        if conn.watch is None:
+            timeout = self.upstream.settings.timeout_s
+            conn.watch = loop.call_later(timeout, _read_timer, conn, timeout)
 
     def _settle(self, exchange: _RelayExchange, *, reusable: bool) -> None:
         RELAYS.running -= 1
-        if self.conn_timer is not None:
-            self.conn_timer.cancel()
         conn = exchange.conn
         if conn.exchange is exchange:
             conn.exchange = None
         if not reusable:
             conn.close()
+            if conn.watch is not None:
+                conn.watch.cancel()
+                conn.watch = None
         self.node.pool.release(conn, reusable=reusable)
 
     def failed(self, exchange: _RelayExchange, exc: BaseException) -> None:
@@ -503,52 +727,81 @@ class _Job:
         upstream connection of ``exchange`` unless done already, and count the request."""
         client = self.client
         scope = client.scope
-        out = [status_line(status)]
-        framed = False
-        # a head framed by the relay has no control bytes in its values (_ANSWER_HEAD)
-        checked = exchange is None or exchange.parser is not None
-        if checked and any(name.lower() == b"connection" for name, _ in headers):
-            headers = end_to_end(headers)  # it may name more headers to drop
-        for name, value in (
-            [*client.default_headers, *headers] if client.default_headers else headers
-        ):
-            name = name.lower()
-            if name in _HOP_BY_HOP:
-                if name == b"connection" and not checked:
-                    checked = True  # it may name more headers to drop: the long way
-                    self.respond(status, end_to_end(headers), body, exchange)
-                    return
-                continue
-            if checked and _HEADER_VALUE.search(value):
-                if exchange is not None:
-                    self._settle(exchange, reusable=exchange.keep_alive)
-                self.client.hand_over(Handover(error=UpstreamError("invalid upstream header")))
-                return
-            if name == b"content-length":
-                framed = True
-            out += (name, b": ", value, b"\r\n")
-        rerank: dict[str, str] = {}
-        if SEARCH_PATH.fullmatch(scope["path"]) is not None:
-            out.extend(b"%s: %s\r\n" % pair for pair in PASSTHROUGH_TAGS)
-            rerank = _RERANK_NAMES
-        if not client.keep_alive():
-            out.append(b"connection: close\r\n")
+        search = SEARCH_PATH.fullmatch(scope["path"]) is not None
+        keep_alive = client.keep_alive()
+        framed_here = exchange.head if exchange is not None else None
+        if framed_here is not None:
+            head = self.relay.client_head(framed_here, client.default_headers, search, keep_alive)
+        else:
+            # a head httptools read may hold control bytes in its values (_ANSWER_HEAD has none)
+            checked = exchange is None or exchange.parser is not None
+            head = client_head(status, headers, checked, client.default_headers, search, keep_alive)
+        if head is None:  # a header value uvicorn would refuse to send
+            if exchange is not None:
+                self._settle(exchange, reusable=exchange.keep_alive)
+            self.client.hand_over(Handover(error=UpstreamError("invalid upstream header")))
+            return
+        out, framed = head
         if not framed and status != 204 and status != 304:
-            out.append(b"transfer-encoding: chunked\r\n\r\n")
             payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
         else:
-            out.append(b"\r\n")
             payload = body
         gone = client.gone()
         if not gone:
-            client.write(b"".join(out), payload)
+            client.write(out, payload)
         if exchange is not None:  # before a request waiting behind this one looks for it
             self._settle(exchange, reusable=exchange.keep_alive)
             self.upstream.nodes.mark_live(self.node)
         if not gone:
             client.finish()
         self.relay.relayed.inc()
+        rerank = _RERANK_NAMES if search else _NO_TAGS
         self.relay.access.done(scope, status, len(body), time.perf_counter() - self.started, rerank)
+
+
+_NO_TAGS: dict[str, str] = {}
+
+
+def client_head(
+    status: int,
+    headers: Headers,
+    checked: bool,
+    defaults: Headers,
+    search: bool,
+    keep_alive: bool,
+) -> tuple[bytes, bool] | None:
+    """The answer head the client gets for the engine's ``status`` and ``headers``, as the thin
+    hop writes it (uvicorn's ``defaults`` first, hop-by-hop headers out, `X-Rerank-*` on a
+    search, `Connection: close` when the connection closes, chunked framing when the engine
+    sent no length), and whether it has a Content-Length; None when a header value holds bytes
+    uvicorn refuses to send (``checked``: look for them)."""
+    out = [status_line(status)]
+    framed = False
+    if checked and any(name.lower() == b"connection" for name, _ in headers):
+        headers = end_to_end(headers)  # it may name more headers to drop
+    for name, value in [*defaults, *headers] if defaults else headers:
+        name = name.lower()
+        if name in _HOP_BY_HOP:
+            if name == b"connection" and not checked:
+                # it may name more headers to drop: the long way
+                return client_head(
+                    status, end_to_end(headers), checked, defaults, search, keep_alive
+                )
+            continue
+        if checked and _HEADER_VALUE.search(value):
+            return None
+        if name == b"content-length":
+            framed = True
+        out += (name, b": ", value, b"\r\n")
+    if search:
+        out.extend(b"%s: %s\r\n" % pair for pair in PASSTHROUGH_TAGS)
+    if not keep_alive:
+        out.append(b"connection: close\r\n")
+    if not framed and status != 204 and status != 304:
+        out.append(b"transfer-encoding: chunked\r\n\r\n")
+    else:
+        out.append(b"\r\n")
+    return b"".join(out), framed
 
 
 class _Answer:

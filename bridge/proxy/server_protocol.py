@@ -186,6 +186,48 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         self.next_app: Handover | bool | None = None  # the next cycle goes to the app (why)
         # the request that ``held`` starts, its head read: scope and where its body ends
         self.waiting: tuple[dict[str, Any], int] | None = None
+        # the keep-alive timer, armed lazily (``on_response_complete``): when the connection
+        # went idle (loop time), or -1 while a request is in
+        self.idle_since = -1.0
+
+    # -- keep-alive: one timer per idle spell at most, not a new one per request ---------------
+
+    def _unset_keepalive_if_required(self) -> None:
+        """A request comes in: the connection is busy. uvicorn cancels its keep-alive timer
+        here and arms a new one after each answer (two timer operations a request); here an
+        armed timer stays, and when it fires it finds the connection busy and stands down."""
+        self.idle_since = -1.0
+
+    def on_response_complete(self) -> None:
+        """uvicorn's: count the request, resume reading, start a pipelined request or wait for
+        the next one under the keep-alive timeout (a timer armed only if none is)."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self.idle_since = -1.0
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self.idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._keep_alive_due
+            )
+
+    def _keep_alive_due(self) -> None:
+        """The timer fired: close an idle connection whose time is up, wait out the rest of a
+        later idle spell, or stand down for a busy one (its answer arms the timer again)."""
+        self.timeout_keep_alive_task = None
+        since = self.idle_since
+        if since < 0:
+            return
+        rest = since + self.timeout_keep_alive - self.loop.time()
+        if rest > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
+        else:
+            self.timeout_keep_alive_handler()
 
     def data_received(self, data: bytes) -> None:
         if self.read is not None:  # a request is out: what follows waits its turn
@@ -225,7 +267,7 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
             if parsed is None:
                 return False  # not simple, or not all in: the cycle's way decides
             scope, end = parsed
-            if not relay.plain_head(scope):
+            if not relay.plain_read(scope):
                 self.next_app = True
                 return False
         if len(data) < end:  # the head allows the relay: wait here for the rest of the body
@@ -337,6 +379,10 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        timer = self.timeout_keep_alive_task
+        if timer is not None:
+            self.timeout_keep_alive_task = None
+            timer.cancel()
         self.held = b""
         self.waiting = None
         pending = self.pending

@@ -14,15 +14,42 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 
 from bridge.proxy.relay import read_request, relay_of
+from bridge.proxy.settings import settings_from_mapping
 from tests.proxy.conftest import StartProxy
 from tests.support.proxy_server import ProxyServer
 
 LARGE = 3 * 1024 * 1024
+# chunked answers the relay frames itself or hands to httptools, each sent in these pieces
+# (a pause between them: separate reads on the proxy's side)
+CHUNKED_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+)
+CHUNKED_DATA = b'{"took":1,"timed_out":false,"chunks":2}'
+CHUNKED_PIECES: dict[bytes, list[bytes]] = {
+    # split inside a size line, a chunk's data, its CRLF and the last chunk
+    b"split": [
+        CHUNKED_HEAD + b"1",
+        b"0\r\n" + CHUNKED_DATA[:10],
+        CHUNKED_DATA[10:16] + b"\r",
+        b"\n%x\r\n%s\r\n0\r" % (len(CHUNKED_DATA) - 16, CHUNKED_DATA[16:]),
+        b"\n\r\n",
+    ],
+    # a chunk extension and a trailer field: httptools reads those
+    b"extension": [
+        CHUNKED_HEAD + b"%x;name=value\r\n%s\r\n0\r\n\r\n" % (len(CHUNKED_DATA), CHUNKED_DATA)
+    ],
+    b"trailer": [
+        CHUNKED_HEAD + b"%x\r\n%s\r\n0\r\n" % (len(CHUNKED_DATA), CHUNKED_DATA),
+        b"x-trailer: 1\r\n\r\n",
+    ],
+    b"bad-size": [CHUNKED_HEAD + b"zz\r\n%s\r\n0\r\n\r\n" % CHUNKED_DATA],
+}
 OK_BODY = b'{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"failed":0},"n":1}'
 
 
@@ -57,6 +84,11 @@ class Scripted:
         """Send the answer for ``path``; False when the connection must close after it."""
         if path.startswith(b"/slow"):
             time.sleep(1.0)
+        if path.startswith(b"/chunked-"):
+            for piece in CHUNKED_PIECES[path.removeprefix(b"/chunked-")]:
+                conn.sendall(piece)
+                time.sleep(0.05)
+            return True
         if path.startswith(b"/chunked"):
             pieces = [b'{"took":1,', b'"timed_out":false,', b'"chunks":3}']
             framed = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces)
@@ -311,6 +343,67 @@ def test_a_chunked_answer_is_relayed_chunked(start_proxy: StartProxy, scripted: 
         "chunks": 3,
     }
     assert relayed(proxy) == 3  # the warm-up too
+
+
+@pytest.mark.parametrize("kind", ["split", "extension", "trailer"])
+def test_a_chunked_answer_in_any_shape_is_relayed_whole(
+    kind: str, start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy(scripted.url)
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/warm")
+        before = relayed(proxy)
+        answers = [client.get(f"{proxy.url}/chunked-{kind}") for _ in range(2)]
+        after = client.get(f"{proxy.url}/warm")  # the upstream connection stays usable
+    assert [a.content for a in answers] == [CHUNKED_DATA, CHUNKED_DATA]
+    assert answers[0].headers["transfer-encoding"] == "chunked"
+    assert after.status_code == 200
+    assert relayed(proxy) - before == 3
+    assert scripted.connections == 1
+
+
+def test_a_bad_chunk_size_is_a_502_not_a_relayed_answer(
+    start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy({"url": scripted.url, "max_retries": 0})
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/warm")
+        before = relayed(proxy)
+        bad = client.get(f"{proxy.url}/chunked-bad-size")
+        after = client.get(f"{proxy.url}/warm")
+    assert bad.status_code == 502, bad.text
+    assert bad.json()["error"]["type"]
+    assert after.status_code == 200
+    assert relayed(proxy) - before <= 1  # only the warm request after it
+
+
+def test_a_remembered_head_follows_drain_and_a_settings_reload(
+    start_proxy: StartProxy, es_upstream: str, nano_cross_encoder_dir: Path
+) -> None:
+    sections = {"rerank": {"model": str(nano_cross_encoder_dir), "fields": ["title"]}}
+    proxy = start_proxy(es_upstream, **sections)
+    state = proxy._server.config.app.state.proxy  # type: ignore[attr-defined]
+    url = f"{proxy.url}/rerank-bridge-relay-policy/_search?size=0"
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/_cluster/health")
+        before = relayed(proxy)
+        first = [client.get(url).status_code for _ in range(2)]  # one head, read and remembered
+        assert relayed(proxy) - before == 2
+        always = {"rerank-bridge-relay-*": {"rerank": "always"}}
+        state.apply_settings(
+            settings_from_mapping({"upstream": es_upstream, **sections, "indices": always})
+        )
+        reloaded = client.get(url)  # an `always` policy: the app decides
+        assert relayed(proxy) - before == 2
+        state.apply_settings(settings_from_mapping({"upstream": es_upstream, **sections}))
+        client.get(url)
+        assert relayed(proxy) - before == 3
+        state.drain.start()
+        drained = client.get(url)
+    assert first == [404, 404]
+    assert reloaded.status_code == 404
+    assert drained.headers.get("connection") == "close"
+    assert relayed(proxy) - before == 3
 
 
 def test_a_close_delimited_answer_is_relayed(start_proxy: StartProxy, scripted: Scripted) -> None:

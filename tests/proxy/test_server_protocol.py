@@ -9,6 +9,8 @@ on this protocol (tests/support/proxy_server.py).
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from typing import Any
 
 import uvicorn
@@ -16,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 from uvicorn.server import ServerState
 
 from bridge.proxy.server_protocol import OneWriteHttpToolsProtocol
+from tests.support.proxy_server import ProxyServer
 
 
 class RecordingTransport:
@@ -142,3 +145,49 @@ def test_100_continue_is_not_held_back() -> None:
     assert len(sent.writes) == 2
     assert sent.writes[1].startswith(b"HTTP/1.1 200 OK")
     assert seen[0]["body"] == b"hi"
+
+
+def _ok_app() -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        await receive()
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+def _answer(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n\r\nok"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_keep_alive_closes_an_idle_connection_on_time_never_a_busy_one() -> None:
+    """The keep-alive timer is armed once per idle spell (not cancelled and re-armed for each
+    request): a connection in use for over twice the keep-alive time stays open, and one left
+    idle is closed once its keep-alive time is up, not before."""
+    with ProxyServer(_ok_app(), keep_alive_s=1) as server:
+        sock = socket.create_connection((server.host, server.port), timeout=5)
+        with sock:
+            for _ in range(6):  # 2.4 s of requests 0.4 s apart
+                sock.sendall(GET)
+                assert _answer(sock).startswith(b"HTTP/1.1 200 ")
+                time.sleep(0.4)
+            sock.sendall(GET)
+            assert _answer(sock).startswith(b"HTTP/1.1 200 ")
+            idle = time.monotonic()
+            assert sock.recv(1) == b""  # closed by the server
+            waited = time.monotonic() - idle
+    assert 0.9 <= waited <= 2.0, waited
