@@ -74,7 +74,13 @@ from bridge.proxy.upstream import (
     end_to_end,
     forward_request_headers,
 )
-from bridge.proxy.upstream_nodes import RETRY_STATUSES, UpstreamNode, is_read, lost_a_node
+from bridge.proxy.upstream_nodes import (
+    RETRY_STATUSES,
+    UpstreamNode,
+    content_encoding,
+    is_read,
+    lost_a_node_in,
+)
 
 logger = logging.getLogger("bridge.proxy.upstream")  # its retry warnings, as Upstream.send logs
 
@@ -107,6 +113,7 @@ _ANSWER_HEAD = re.compile(
 _LENGTH_DIGITS = 18  # a Content-Length the relay reads itself (int64, as httptools allows)
 _FIELD = re.compile(rb"([^:]+):[\t ]*([^\r]*?)[\t ]*\r\n")  # one field of a matched head
 HEAD_KEY = "bridge.head"  # scope key: the bytes of a head ``read_request`` read (the memos' key)
+SEARCH_KEY = "bridge.search"  # scope key: whether its path is a `_search` (read once per head)
 _MEMO_ENTRIES = 256  # distinct heads remembered per memo (request heads, answer heads)
 _MEMO_HEAD_BYTES = 4096  # a longer head is read every time, not remembered
 
@@ -135,7 +142,7 @@ def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], int] | None:
             remember(_HEADS, head, parsed)
     if parsed is None:
         return None
-    method, path, raw_path, query, headers, length = parsed
+    method, path, raw_path, query, headers, length, search = parsed
     scope = {
         "type": "http",
         "method": method,
@@ -146,11 +153,12 @@ def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], int] | None:
         "client": client,
         "content_length": length,
         HEAD_KEY: head,
+        SEARCH_KEY: search,
     }
     return scope, len(head) + length
 
 
-_ReadHead = tuple[str, str, bytes, bytes, Headers, int]
+_ReadHead = tuple[str, str, bytes, bytes, Headers, int, bool]
 _HEADS: dict[bytes, _ReadHead | None] = {}
 _UNSEEN: Any = object()
 
@@ -180,7 +188,17 @@ def _read_head(head: bytes) -> _ReadHead | None:
     if length > MAX_BODY:
         return None
     verb = "GET" if method == b"GET" else "POST"
-    return verb, raw_path.decode("ascii"), raw_path, query, headers, max(length, 0)
+    path = raw_path.decode("ascii")
+    search = SEARCH_PATH.fullmatch(path) is not None
+    return verb, path, raw_path, query, headers, max(length, 0), search
+
+
+def is_search(scope: dict[str, Any]) -> bool:
+    """Whether the request is a `_search` (read once per head by ``read_request``)."""
+    search = scope.get(SEARCH_KEY)
+    if search is None:
+        return SEARCH_PATH.fullmatch(scope["path"]) is not None
+    return bool(search)
 
 
 def remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
@@ -195,7 +213,7 @@ class AnswerHead:
     """An engine answer head the relay frames itself: by its Content-Length (``length``), or
     chunked (``length`` -1) with no Content-Length."""
 
-    __slots__ = ("headers", "keep_alive", "length", "raw", "status")
+    __slots__ = ("encoding", "headers", "keep_alive", "length", "raw", "status")
 
     def __init__(
         self, raw: bytes, status: int, headers: Headers, length: int, keep_alive: bool
@@ -205,6 +223,7 @@ class AnswerHead:
         self.headers = headers
         self.length = length
         self.keep_alive = keep_alive
+        self.encoding = content_encoding(headers)
 
 
 _ANSWER_HEADS: dict[bytes, AnswerHead | None] = {}
@@ -393,7 +412,7 @@ class Relay:
         """Whether the body allows the relay: no `rerank` key on a `_search`."""
         if len(body) > MAX_BODY:
             return False
-        return not (body and SEARCH_PATH.fullmatch(scope["path"]) and may_name_rerank(body))
+        return not (body and is_search(scope) and may_name_rerank(body))
 
     def start(self, client: Client) -> bool:
         """Send the request upstream on an idle connection; False when none is idle (then the
@@ -699,6 +718,11 @@ class _Job:
         )
         self.client.hand_over(Handover(tried=1))
 
+    @staticmethod
+    def _encoding(exchange: _RelayExchange) -> bytes:
+        head = exchange.head
+        return head.encoding if head is not None else content_encoding(exchange.headers)
+
     def answered(self, exchange: _RelayExchange) -> None:
         status = exchange.status
         chunks = exchange.chunks
@@ -713,7 +737,7 @@ class _Job:
                 self._retry(None)
                 return
             self.respond(status, headers, body, None)
-        elif not last and lost_a_node(_Answer(headers, body)):
+        elif not last and lost_a_node_in(body, self._encoding(exchange)):
             self._settle(exchange, reusable=exchange.keep_alive)
             upstream.nodes.mark_live(self.node)
             self._retry(None)
@@ -727,7 +751,7 @@ class _Job:
         upstream connection of ``exchange`` unless done already, and count the request."""
         client = self.client
         scope = client.scope
-        search = SEARCH_PATH.fullmatch(scope["path"]) is not None
+        search = is_search(scope)
         keep_alive = client.keep_alive()
         framed_here = exchange.head if exchange is not None else None
         if framed_here is not None:
@@ -802,16 +826,6 @@ def client_head(
     else:
         out.append(b"\r\n")
     return b"".join(out), framed
-
-
-class _Answer:
-    """What lost_a_node reads of an answer."""
-
-    __slots__ = ("content", "headers")
-
-    def __init__(self, headers: Headers, content: bytes) -> None:
-        self.headers = headers
-        self.content = content
 
 
 def relay_of(app: Any) -> Relay | None:

@@ -86,7 +86,8 @@ def _decoded(content: bytes, encoding: bytes, limit: int | None) -> bytes:
         return b""
 
 
-def _content_encoding(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+def content_encoding(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """An answer's `Content-Encoding`, lower case (``identity`` when it has none)."""
     for name, value in headers:
         if name.lower() == b"content-encoding":
             return value.strip().lower()
@@ -95,14 +96,18 @@ def _content_encoding(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
 
 def lost_a_node(response: Any) -> bool:
     """Whether a read answer (already read in full) is partial because a node died under it."""
-    encoding = _content_encoding(response.headers)
-    if _CLEAN_START.match(_decoded(response.content, encoding, _START_BYTES)):
+    return lost_a_node_in(response.content, content_encoding(response.headers))
+
+
+def lost_a_node_in(content: bytes, encoding: bytes) -> bool:
+    """``lost_a_node`` of an answer's body and its `Content-Encoding` (``content_encoding``)."""
+    if _CLEAN_START.match(_decoded(content, encoding, _START_BYTES)):
         return False  # the common case, told from the answer's first bytes
-    head = _decoded(response.content, encoding, _HEAD_BYTES)
+    head = _decoded(content, encoding, _HEAD_BYTES)
     if not any(marker in head for marker in _LOST_NODE):
         return False  # `_shards.failures` comes first in an answer
     try:
-        answer = json.loads(_decoded(response.content, encoding, None))
+        answer = json.loads(_decoded(content, encoding, None))
     except ValueError:
         return False
     answers = answer.get("responses", [answer]) if isinstance(answer, dict) else []

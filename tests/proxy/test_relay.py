@@ -8,6 +8,7 @@ close-delimited), a small socket server below.
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
@@ -50,6 +51,21 @@ CHUNKED_PIECES: dict[bytes, list[bytes]] = {
     ],
     b"bad-size": [CHUNKED_HEAD + b"zz\r\n%s\r\n0\r\n\r\n" % CHUNKED_DATA],
 }
+# a search answer missing the shard of a node that went away, then a whole one: gzip, chunked
+LOST_SHARD = json.dumps(
+    {
+        "took": 2,
+        "timed_out": False,
+        "_shards": {
+            "total": 2,
+            "successful": 1,
+            "failed": 1,
+            "failures": [{"shard": 1, "reason": {"type": "node_not_connected_exception"}}],
+        },
+        "hits": {"hits": []},
+    }
+).encode()
+WHOLE = b'{"took":2,"timed_out":false,"_shards":{"total":2,"successful":2,"failed":0},"hits":{}}'
 OK_BODY = b'{"took":1,"timed_out":false,"_shards":{"total":1,"successful":1,"failed":0},"n":1}'
 
 
@@ -84,6 +100,17 @@ class Scripted:
         """Send the answer for ``path``; False when the connection must close after it."""
         if path.startswith(b"/slow"):
             time.sleep(1.0)
+        if path.startswith(b"/lost-shard"):  # the first answer misses a shard, later ones not
+            lost = sum(line.split(b" ")[1].startswith(b"/lost-shard") for line, _ in self.requests)
+            packed = gzip.compress(LOST_SHARD if lost == 1 else WHOLE)
+            head = (
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
+            )
+            conn.sendall(
+                head
+                + b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed)
+            )
+            return True
         if path.startswith(b"/chunked-"):
             for piece in CHUNKED_PIECES[path.removeprefix(b"/chunked-")]:
                 conn.sendall(piece)
@@ -375,6 +402,22 @@ def test_a_bad_chunk_size_is_a_502_not_a_relayed_answer(
     assert bad.json()["error"]["type"]
     assert after.status_code == 200
     assert relayed(proxy) - before <= 1  # only the warm request after it
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_gzipped_search_missing_a_lost_nodes_shard_is_resent(
+    retries: int, start_proxy: StartProxy, scripted: Scripted
+) -> None:
+    proxy = start_proxy({"url": scripted.url, "max_retries": retries, "retry_backoff_s": 0.01})
+    with httpx.Client() as client:
+        client.get(f"{proxy.url}/warm")
+        answer = client.post(f"{proxy.url}/lost-shard/_search", json={"size": 0})
+    sent = [line for line, _ in scripted.requests if b"/lost-shard" in line]
+    assert answer.status_code == 200
+    if retries:  # the relay's answer was partial: the app resent it, the client got it whole
+        assert (answer.content, len(sent)) == (WHOLE, 2)
+    else:  # no retries allowed: the partial answer, as the engine gave it
+        assert (answer.content, len(sent)) == (LOST_SHARD, 1)
 
 
 def test_a_remembered_head_follows_drain_and_a_settings_reload(
