@@ -544,7 +544,7 @@ class _RelayExchange(Exchange):
                     if body:
                         self.chunks.append(body)
                     self._framed(head.length - len(body))
-                else:
+                elif not self._one_chunk(data, end_of_head + 4):
                     self.raw += body
                     self._chunks()
                 return
@@ -567,6 +567,19 @@ class _RelayExchange(Exchange):
     def _overrun(self) -> None:
         self.fail(httpcore.RemoteProtocolError("answer longer than its framing"))
         self.conn.close()
+
+    def _one_chunk(self, data: bytes, start: int) -> bool:
+        """The common chunked answer: its body in the same read as its head, one chunk and the
+        last chunk (Elasticsearch's gzip answers); False for anything else."""
+        line_end = data.find(b"\r\n", start, start + 17)
+        if line_end < 0 or _CHUNK_SIZE.fullmatch(data, start, line_end) is None:
+            return False
+        stop = line_end + 2 + int(data[start:line_end], 16)
+        if len(data) != stop + 7 or not data.endswith(b"\r\n0\r\n\r\n"):
+            return False
+        self.chunks.append(data[line_end + 2 : stop])
+        self._complete()
+        return True
 
     def _chunks(self) -> None:
         """Walk the chunked body in ``raw``: each whole chunk's data into ``chunks``; the answer

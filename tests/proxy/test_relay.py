@@ -33,6 +33,8 @@ CHUNKED_HEAD = (
 )
 CHUNKED_DATA = b'{"took":1,"timed_out":false,"chunks":2}'
 CHUNKED_PIECES: dict[bytes, list[bytes]] = {
+    # one chunk and the last, all in one read with the head (Elasticsearch's gzip answers)
+    b"one": [CHUNKED_HEAD + b"%x\r\n%s\r\n0\r\n\r\n" % (len(CHUNKED_DATA), CHUNKED_DATA)],
     # split inside a size line, a chunk's data, its CRLF and the last chunk
     b"split": [
         CHUNKED_HEAD + b"1",
@@ -372,7 +374,7 @@ def test_a_chunked_answer_is_relayed_chunked(start_proxy: StartProxy, scripted: 
     assert relayed(proxy) == 3  # the warm-up too
 
 
-@pytest.mark.parametrize("kind", ["split", "extension", "trailer"])
+@pytest.mark.parametrize("kind", ["one", "split", "extension", "trailer"])
 def test_a_chunked_answer_in_any_shape_is_relayed_whole(
     kind: str, start_proxy: StartProxy, scripted: Scripted
 ) -> None:
