@@ -701,6 +701,8 @@ class _Job:
         conn = exchange.conn
         if conn.exchange is exchange:
             conn.exchange = None
+        if conn.watched is exchange:  # the timer may outlive it: not the answer it holds
+            conn.watched = None
         if not reusable:
             conn.close()
             if conn.watch is not None:
