@@ -152,7 +152,7 @@ def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], int] | None:
         "headers": headers,
         "client": client,
         "content_length": length,
-        HEAD_KEY: head,
+        HEAD_KEY: head if len(head) <= _MEMO_HEAD_BYTES else None,  # none: not remembered
         SEARCH_KEY: search,
     }
     return scope, len(head) + length
@@ -331,8 +331,10 @@ class Relay:
         """``plain_head`` of a request ``read_request`` read, remembered per head."""
         if self.proxy.drain.started:
             return False
+        head: bytes | None = scope[HEAD_KEY]
+        if head is None:
+            return self.plain_head(scope)
         self._check_settings()
-        head: bytes = scope[HEAD_KEY]
         plain = self._plain_heads.get(head)
         if plain is None:
             plain = self.plain_head(scope)
@@ -351,7 +353,7 @@ class Relay:
         known = self._client_heads.get(key)
         if known is None:
             known = client_head(answer.status, answer.headers, False, defaults, search, keep_alive)
-            if known is not None:
+            if known is not None and len(answer.raw) <= _MEMO_HEAD_BYTES:
                 remember(self._client_heads, key, known)
         return known
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bridge.proxy.relay import read_request, relay_of
+from bridge.proxy.relay import HEAD_KEY, read_request, relay_of
 from bridge.proxy.settings import settings_from_mapping
 from tests.proxy.conftest import StartProxy
 from tests.support.proxy_server import ProxyServer
@@ -554,6 +554,25 @@ def test_read_request_takes_only_whole_simple_requests() -> None:
         whole.replace(b"Content-Length: 10", b"Content-Length: " + b"1" * 5000),
     ]:
         assert read_request(odd, None) is None, odd
+        assert read_request(odd, None) is None, odd  # remembered as refused
+
+
+def test_read_request_remembers_a_head_and_gives_each_request_its_own_scope() -> None:
+    whole = b"POST /i/_search HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    first = read_request(whole, ("1.2.3.4", 5))
+    again = read_request(whole, ("5.6.7.8", 9))
+    assert first is not None
+    assert again is not None
+    assert first[0] is not again[0]
+    assert (first[0]["client"], again[0]["client"]) == (("1.2.3.4", 5), ("5.6.7.8", 9))
+    assert {k: v for k, v in first[0].items() if k != "client"} == {
+        k: v for k, v in again[0].items() if k != "client"
+    }
+    assert first[0][HEAD_KEY] == whole[:-2]
+    long_head = whole.replace(b"Host: x", b"Host: x\r\nX-Long: " + b"a" * 5000)
+    parsed = read_request(long_head, None)
+    assert parsed is not None  # read, not remembered
+    assert (parsed[0][HEAD_KEY], parsed[0]["headers"][1]) == (None, (b"x-long", b"a" * 5000))
 
 
 def test_a_content_length_too_long_to_read_is_refused_not_a_traceback(
