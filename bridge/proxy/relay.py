@@ -425,16 +425,17 @@ class Relay:
         if conn is None:
             client.scope[RELAY_KEY] = Handover(node=node)
             return False
-        job = _Job(self, upstream, node, client)
-        exchange = _RelayExchange(conn, job)
-        conn.exchange = exchange
         try:
             conn.write(self.request(client, upstream, node))
         except httpcore.WriteError:
-            conn.exchange = None
             node.pool.release(conn, reusable=False)
             client.scope[RELAY_KEY] = Handover(node=node)
             return False
+        # the request is on its way first: no answer byte can arrive before this callback
+        # returns to the loop, so the exchange that reads it is made while the engine works
+        job = _Job(self, upstream, node, client)
+        exchange = _RelayExchange(conn, job)
+        conn.exchange = exchange
         job.arm(exchange)
         RELAYS.running += 1
         return True
