@@ -162,7 +162,7 @@ class Relay:
         # the engine's request head per node; both hold for one settings object (a reload
         # starts them again)
         self._plain_heads: dict[bytes, bool] = {}
-        self._upstream_heads: dict[bytes, tuple[UpstreamNode, bytes]] = {}
+        self._upstream_heads: dict[tuple[bytes, int], tuple[UpstreamNode, bytes]] = {}
         self._memo_settings: object = None
         # the client's answer head per engine answer head, for one list of uvicorn's default
         # headers (its `date` changes once a second, and the list with it)
@@ -292,12 +292,13 @@ class Relay:
             forwarded = self.forwarded_head(client, upstream, node)
         else:
             self._check_settings()
-            known = self._upstream_heads.get(head)
+            key = (head, id(node))  # the node's own hash reads its whole config
+            known = self._upstream_heads.get(key)
             if known is not None and known[0] is node:
                 forwarded = known[1]
             else:
                 forwarded = self.forwarded_head(client, upstream, node)
-                remember(self._upstream_heads, head, (node, forwarded))
+                remember(self._upstream_heads, key, (node, forwarded))
         return forwarded + content if content else forwarded
 
     def forwarded_head(self, client: Client, upstream: Upstream, node: UpstreamNode) -> bytes:

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +97,7 @@ class Scripted:
 
     connections: int = 0
     requests: list[tuple[bytes, bytes]] = field(default_factory=list)  # (request line, body)
+    heads: list[bytes] = field(default_factory=list)  # each request's head, as it came
     url: str = ""
 
     def answer(self, conn: socket.socket, path: bytes) -> bool:
@@ -166,6 +168,7 @@ class Scripted:
                 body, data = data[:length], data[length:]
                 request_line = head.split(b"\r\n", 1)[0]
                 self.requests.append((request_line, body))
+                self.heads.append(head)
                 try:
                     if not self.answer(conn, request_line.split(b" ")[1]):
                         return
@@ -175,6 +178,12 @@ class Scripted:
 
 @pytest.fixture
 def scripted() -> Iterator[Scripted]:
+    with scripted_server() as server:
+        yield server
+
+
+@contextmanager
+def scripted_server() -> Iterator[Scripted]:
     server = Scripted()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -194,10 +203,12 @@ def scripted() -> Iterator[Scripted]:
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    yield server
-    stop.set()
-    thread.join(timeout=5)
-    listener.close()
+    try:
+        yield server
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
 
 
 def raw_exchange(url: str, payload: bytes, answers: int, timeout_s: float = 10.0) -> bytes:
@@ -420,6 +431,29 @@ def test_a_gzipped_search_missing_a_lost_nodes_shard_is_resent(
         assert (answer.content, len(sent)) == (WHOLE, 2)
     else:  # no retries allowed: the partial answer, as the engine gave it
         assert (answer.content, len(sent)) == (LOST_SHARD, 1)
+
+
+def test_one_head_relayed_to_two_nodes_carries_each_nodes_own_host(
+    start_proxy: StartProxy,
+) -> None:
+    with scripted_server() as first, scripted_server() as second:
+        proxy = start_proxy({"urls": [first.url, second.url]})
+        with httpx.Client() as client:
+            for _ in range(4):  # through the app: leaves idle connections to both nodes
+                client.get(f"{proxy.url}/warm")
+            before = relayed(proxy)
+            answers = [client.get(f"{proxy.url}/idx/_count").status_code for _ in range(8)]
+        assert answers == [200] * 8
+        assert relayed(proxy) - before == 8
+        for server in (first, second):
+            hosts = {
+                line.split(b":", 1)[1].strip()
+                for head in server.heads
+                if head.startswith(b"GET /idx/_count ")
+                for line in head.split(b"\r\n")[1:]
+                if line.lower().startswith(b"host:")
+            }
+            assert hosts == {server.url.removeprefix("http://").encode()}, (server.url, hosts)
 
 
 def test_a_remembered_head_follows_drain_and_a_settings_reload(
