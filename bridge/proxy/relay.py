@@ -508,11 +508,11 @@ def _read_timer(conn: Any, timeout: float) -> None:
         return
     loop = asyncio.get_running_loop()
     rest = exchange.watched_at + timeout - loop.time()
-    if rest <= 0.001 and exchange.events == exchange.seen:
-        exchange.fail(httpcore.ReadTimeout("timed out"))
-        return
-    if rest <= 0.001:  # parts came in: a new period
-        exchange.seen = exchange.events
+    if rest <= 0.001:  # its period is over
+        if exchange.events == exchange.seen:
+            exchange.fail(httpcore.ReadTimeout("timed out"))
+            return
+        exchange.seen = exchange.events  # parts came in: a new period
         exchange.watched_at = loop.time()
         rest = timeout
     conn.watch = loop.call_later(rest, _read_timer, conn, timeout)

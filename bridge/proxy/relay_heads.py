@@ -12,7 +12,8 @@ engine-bound head, the client's answer head) the same way.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from bridge.proxy.http_io import SEARCH_PATH
 from bridge.proxy.upstream import Headers
@@ -57,11 +58,7 @@ def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], int] | None:
     if end_of_head < 0:
         return None
     head = data[: end_of_head + 4]
-    parsed = _HEADS.get(head, _UNSEEN)
-    if parsed is _UNSEEN:
-        parsed = _read_head(head)
-        if len(head) <= MEMO_HEAD_BYTES:
-            remember(_HEADS, head, parsed)
+    parsed = _read_once(_HEADS, head, _read_head)
     if parsed is None:
         return None
     method, path, raw_path, query, headers, length, search = parsed
@@ -81,6 +78,7 @@ def read_request(data: bytes, client: Any) -> tuple[dict[str, Any], int] | None:
 
 
 _ReadHead = tuple[str, str, bytes, bytes, Headers, int, bool]
+_Read = TypeVar("_Read")
 _HEADS: dict[bytes, _ReadHead | None] = {}
 _UNSEEN: Any = object()
 
@@ -98,10 +96,11 @@ def _read_head(head: bytes) -> _ReadHead | None:
     length = -1
     for name, value in headers:
         if name == b"content-length":
-            # int() refuses over 4,300 digits: a long one is uvicorn's to refuse, as any odd one
-            if length >= 0 or not value.isdigit() or len(value) > _LENGTH_DIGITS:
+            if length >= 0:
                 return None
-            length = int(value)
+            length = _plain_length(value)
+            if length < 0:
+                return None
         elif name == b"connection":
             if value.lower() != b"keep-alive":
                 return None
@@ -121,6 +120,23 @@ def is_search(scope: dict[str, Any]) -> bool:
     if search is None:
         return SEARCH_PATH.fullmatch(scope["path"]) is not None
     return bool(search)
+
+
+def _read_once(memo: dict[bytes, _Read], head: bytes, read: Callable[[bytes], _Read]) -> _Read:
+    """``read(head)``, remembered in ``memo`` (heads over ``MEMO_HEAD_BYTES`` are read each
+    time)."""
+    known: _Read = memo.get(head, _UNSEEN)
+    if known is _UNSEEN:
+        known = read(head)
+        if len(head) <= MEMO_HEAD_BYTES:
+            remember(memo, head, known)
+    return known
+
+
+def _plain_length(value: bytes) -> int:
+    """A Content-Length value as a number, -1 unless plain digits an int64 holds (int() refuses
+    over 4,300 digits: a long one is uvicorn's or httptools' to refuse, as any odd one)."""
+    return int(value) if value.isdigit() and len(value) <= _LENGTH_DIGITS else -1
 
 
 def remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
@@ -155,12 +171,7 @@ def answer_head(head: bytes) -> AnswerHead | None:
     """The whole answer head ``head`` (it ends with the blank line), when the relay frames the
     answer itself; None: httptools reads it. Remembered per head (an engine answers a kind of
     request with the same head each time, or with a few lengths)."""
-    known: AnswerHead | None = _ANSWER_HEADS.get(head, _UNSEEN)
-    if known is _UNSEEN:
-        known = _read_answer_head(head)
-        if len(head) <= MEMO_HEAD_BYTES:
-            remember(_ANSWER_HEADS, head, known)
-    return known
+    return _read_once(_ANSWER_HEADS, head, _read_answer_head)
 
 
 def _read_answer_head(head: bytes) -> AnswerHead | None:
@@ -177,9 +188,11 @@ def _read_answer_head(head: bytes) -> AnswerHead | None:
     for name, value in headers:
         name = name.lower()
         if name == b"content-length":
-            if length >= 0 or chunked or not value.isdigit() or len(value) > _LENGTH_DIGITS:
+            if length >= 0 or chunked:
                 return None
-            length = int(value)
+            length = _plain_length(value)
+            if length < 0:
+                return None
         elif name == b"transfer-encoding":
             if chunked or length >= 0 or value.lower() != b"chunked":
                 return None  # several codings, or a length beside: httptools decides
