@@ -33,9 +33,16 @@ CHUNKED_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
 )
 CHUNKED_DATA = b'{"took":1,"timed_out":false,"chunks":2}'
+
+
+def one_chunk(data: bytes, extension: bytes = b"") -> bytes:
+    """``data`` as a chunked body: one chunk (with ``extension`` after its size) and the last."""
+    return b"%x%s\r\n%s\r\n0\r\n\r\n" % (len(data), extension, data)
+
+
 CHUNKED_PIECES: dict[bytes, list[bytes]] = {
     # one chunk and the last, all in one read with the head (Elasticsearch's gzip answers)
-    b"one": [CHUNKED_HEAD + b"%x\r\n%s\r\n0\r\n\r\n" % (len(CHUNKED_DATA), CHUNKED_DATA)],
+    b"one": [CHUNKED_HEAD + one_chunk(CHUNKED_DATA)],
     # split inside a size line, a chunk's data, its CRLF and the last chunk
     b"split": [
         CHUNKED_HEAD + b"1",
@@ -45,9 +52,7 @@ CHUNKED_PIECES: dict[bytes, list[bytes]] = {
         b"\n\r\n",
     ],
     # a chunk extension and a trailer field: httptools reads those
-    b"extension": [
-        CHUNKED_HEAD + b"%x;name=value\r\n%s\r\n0\r\n\r\n" % (len(CHUNKED_DATA), CHUNKED_DATA)
-    ],
+    b"extension": [CHUNKED_HEAD + one_chunk(CHUNKED_DATA, b";name=value")],
     b"trailer": [
         CHUNKED_HEAD + b"%x\r\n%s\r\n0\r\n" % (len(CHUNKED_DATA), CHUNKED_DATA),
         b"x-trailer: 1\r\n\r\n",
@@ -110,10 +115,7 @@ class Scripted:
             head = (
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
             )
-            conn.sendall(
-                head
-                + b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed)
-            )
+            conn.sendall(head + b"transfer-encoding: chunked\r\n\r\n" + one_chunk(packed))
             return True
         if path.startswith(b"/chunked-"):
             for piece in CHUNKED_PIECES[path.removeprefix(b"/chunked-")]:
