@@ -111,7 +111,8 @@ _HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
 _NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"expect"}
 
 
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")  # a chunk-size line the relay reads itself
+_CHUNK_SIZE_DIGITS = 15  # the longest chunk-size line the relay reads itself
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 @dataclass(frozen=True)
@@ -362,8 +363,12 @@ class _RelayExchange(Exchange):
         self.watched_at = 0.0  # loop time that period began
         self.missing = -1  # body bytes still to come of a Content-Length answer framed here
         self.head: AnswerHead | None = None  # the answer head, when framed here
-        self.raw = bytearray()  # a chunked answer framed here: its body bytes so far
-        self.next_chunk = 0  # where in ``raw`` the next chunk-size line starts
+        # a chunked answer framed here: the bytes read so far (the first read as it came, no
+        # copy; a bytearray once more come), its body from ``body_at``, the next chunk-size line
+        # at ``next_chunk``
+        self.raw: bytes | bytearray = b""
+        self.body_at = 0
+        self.next_chunk = 0
 
     def feed(self, data: bytes) -> None:
         self.events += 1
@@ -374,7 +379,10 @@ class _RelayExchange(Exchange):
             return
         if self.parser is None:
             if self.head is not None:  # a chunked answer framed here
-                self.raw += data
+                raw = self.raw
+                if type(raw) is bytes:  # the first read: copied once, when more follow
+                    raw = self.raw = bytearray(raw)
+                raw += data
                 self._chunks()
                 return
             end_of_head = data.find(b"\r\n\r\n")
@@ -390,8 +398,9 @@ class _RelayExchange(Exchange):
                     if body:
                         self.chunks.append(body)
                     self._framed(head.length - len(body))
-                elif not self._one_chunk(data, end_of_head + 4):
-                    self.raw += body
+                else:
+                    self.raw = data
+                    self.body_at = self.next_chunk = end_of_head + 4
                     self._chunks()
                 return
             self.parser = httptools.HttpResponseParser(self)
@@ -414,19 +423,6 @@ class _RelayExchange(Exchange):
         self.fail(httpcore.RemoteProtocolError("answer longer than its framing"))
         self.conn.close()
 
-    def _one_chunk(self, data: bytes, start: int) -> bool:
-        """The common chunked answer: its body in the same read as its head, one chunk and the
-        last chunk (Elasticsearch's gzip answers); False for anything else."""
-        line_end = data.find(b"\r\n", start, start + 17)
-        if line_end < 0 or _CHUNK_SIZE.fullmatch(data, start, line_end) is None:
-            return False
-        stop = line_end + 2 + int(data[start:line_end], 16)
-        if len(data) != stop + 7 or not data.endswith(b"\r\n0\r\n\r\n"):
-            return False
-        self.chunks.append(data[line_end + 2 : stop])
-        self._complete()
-        return True
-
     def _chunks(self) -> None:
         """Walk the chunked body in ``raw``: each whole chunk's data into ``chunks``; the answer
         is done at the last chunk. Anything but plain chunks (extensions, trailers, an odd size
@@ -436,13 +432,15 @@ class _RelayExchange(Exchange):
         while True:
             line_end = raw.find(b"\r\n", at)
             if line_end < 0:
-                if len(raw) - at > 17:
+                if len(raw) - at > _CHUNK_SIZE_DIGITS + 2:
                     self._to_parser()
                 return
-            if _CHUNK_SIZE.fullmatch(raw, at, line_end) is None:
+            size_line = raw[at:line_end]
+            # hex digits only: int() would also take a sign, blanks, `0x` or `_`
+            if not 0 < len(size_line) <= _CHUNK_SIZE_DIGITS or size_line.strip(_HEX_DIGITS):
                 self._to_parser()
                 return
-            size = int(raw[at:line_end], 16)
+            size = int(size_line, 16)
             start = line_end + 2
             if size == 0:
                 if len(raw) < start + 2:
@@ -463,7 +461,7 @@ class _RelayExchange(Exchange):
             if raw[stop : stop + 2] != b"\r\n":
                 self._to_parser()
                 return
-            self.chunks.append(bytes(raw[start:stop]))
+            self.chunks.append(bytes(raw[start:stop]))  # bytes of bytes: no second copy
             at = self.next_chunk = stop + 2
 
     def _to_parser(self) -> None:
@@ -474,8 +472,8 @@ class _RelayExchange(Exchange):
         self.headers = []
         self.chunks.clear()
         self.head_done = False
-        data = head.raw + self.raw
-        self.raw = bytearray()
+        data = head.raw + self.raw[self.body_at :]
+        self.raw = b""
         self.parser = httptools.HttpResponseParser(self)
         self.parser.feed_data(data)
 

@@ -41,8 +41,15 @@ def one_chunk(data: bytes, extension: bytes = b"") -> bytes:
 
 
 CHUNKED_PIECES: dict[bytes, list[bytes]] = {
-    # one chunk and the last, all in one read with the head (Elasticsearch's gzip answers)
+    # one chunk and the last, all in one read with the head
     b"one": [CHUNKED_HEAD + one_chunk(CHUNKED_DATA)],
+    # two chunks and the last in one read (Elasticsearch 9's gzip search answers: the deflate
+    # data, then the gzip trailer)
+    b"two": [
+        CHUNKED_HEAD
+        + b"%x\r\n%s\r\n" % (len(CHUNKED_DATA) - 8, CHUNKED_DATA[:-8])
+        + one_chunk(CHUNKED_DATA[-8:])
+    ],
     # split inside a size line, a chunk's data, its CRLF and the last chunk
     b"split": [
         CHUNKED_HEAD + b"1",
@@ -58,6 +65,12 @@ CHUNKED_PIECES: dict[bytes, list[bytes]] = {
         b"x-trailer: 1\r\n\r\n",
     ],
     b"bad-size": [CHUNKED_HEAD + b"zz\r\n%s\r\n0\r\n\r\n" % CHUNKED_DATA],
+    # sizes Python's int(_, 16) reads but HTTP does not: a sign, a 0x prefix, an underscore
+    b"signed-size": [CHUNKED_HEAD + b"+%x\r\n%s\r\n0\r\n\r\n" % (len(CHUNKED_DATA), CHUNKED_DATA)],
+    b"prefixed-size": [
+        CHUNKED_HEAD + b"0x%x\r\n%s\r\n0\r\n\r\n" % (len(CHUNKED_DATA), CHUNKED_DATA)
+    ],
+    b"underscored-size": [CHUNKED_HEAD + b"2_7\r\n%s\r\n0\r\n\r\n" % CHUNKED_DATA],
 }
 # a search answer missing the shard of a node that went away, then a whole one: gzip, chunked
 LOST_SHARD = json.dumps(
@@ -387,7 +400,7 @@ def test_a_chunked_answer_is_relayed_chunked(start_proxy: StartProxy, scripted: 
     assert relayed(proxy) == 3  # the warm-up too
 
 
-@pytest.mark.parametrize("kind", ["one", "split", "extension", "trailer"])
+@pytest.mark.parametrize("kind", ["one", "two", "split", "extension", "trailer"])
 def test_a_chunked_answer_in_any_shape_is_relayed_whole(
     kind: str, start_proxy: StartProxy, scripted: Scripted
 ) -> None:
@@ -404,14 +417,16 @@ def test_a_chunked_answer_in_any_shape_is_relayed_whole(
     assert scripted.connections == 1
 
 
+@pytest.mark.parametrize("kind", ["bad", "signed", "prefixed", "underscored"])
 def test_a_bad_chunk_size_is_a_502_not_a_relayed_answer(
-    start_proxy: StartProxy, scripted: Scripted
+    kind: str, start_proxy: StartProxy, scripted: Scripted
 ) -> None:
+    assert len(CHUNKED_DATA) == 0x27  # "2_7" above
     proxy = start_proxy({"url": scripted.url, "max_retries": 0})
     with httpx.Client() as client:
         client.get(f"{proxy.url}/warm")
         before = relayed(proxy)
-        bad = client.get(f"{proxy.url}/chunked-bad-size")
+        bad = client.get(f"{proxy.url}/chunked-{kind}-size")
         after = client.get(f"{proxy.url}/warm")
     assert bad.status_code == 502, bad.text
     assert bad.json()["error"]["type"]
