@@ -50,6 +50,7 @@ connection stays reusable) and dropped.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import logging
 import re
@@ -276,10 +277,8 @@ class Relay:
             return False
         # the request is on its way first: no answer byte can arrive before this callback
         # returns to the loop, so the exchange that reads it is made while the engine works
-        job = _Job(self, upstream, node, client)
-        exchange = _RelayExchange(conn, job)
-        conn.exchange = exchange
-        job.arm(exchange)
+        exchange = conn.exchange = _RelayExchange(conn, self, upstream, node, client)
+        exchange.arm()
         RELAYS.running += 1
         return True
 
@@ -350,25 +349,47 @@ class Relay:
 
 
 class _RelayExchange(Exchange):
-    """The answer of one relayed request, kept whole (a read is answered in one piece). A
-    Content-Length answer whose head comes in one read is framed here (a regex over the head, a
-    byte count for the body); anything else goes through httptools' callbacks."""
+    """One relayed request and its answer, kept whole (a read is answered in one piece): the
+    answer written to the client, or the request handed over on failure. An answer whose head
+    comes in one read is framed here (by its Content-Length, or by walking plain chunks);
+    anything else goes through httptools' callbacks."""
 
-    def __init__(self, conn: Any, job: _Job) -> None:
-        super().__init__(conn, head_only=False, parse=False)
-        self.job = job
-        self.settled = False
-        self.events = 0  # answer parts seen: the read timeout restarts on each
-        self.seen = 0  # ``events`` when the read timeout's current period began
-        self.watched_at = 0.0  # loop time that period began
-        self.missing = -1  # body bytes still to come of a Content-Length answer framed here
-        self.head: AnswerHead | None = None  # the answer head, when framed here
-        # a chunked answer framed here: the bytes read so far (the first read as it came, no
-        # copy; a bytearray once more come), its body from ``body_at``, the next chunk-size line
-        # at ``next_chunk``
-        self.raw: bytes | bytearray = b""
-        self.body_at = 0
-        self.next_chunk = 0
+    # The state of a new exchange, as class defaults: each request sets only what differs
+    # (Exchange.__init__, which sets them all, is not called).
+    head_only = False
+    parser: httptools.HttpResponseParser | None = None
+    status = 0
+    buffered = 0
+    started = False
+    head_done = False
+    done = False
+    keep_alive = False
+    error: BaseException | None = None
+    waiter: asyncio.Future[None] | None = None
+    settled = False
+    events = 0  # answer parts seen: the read timeout restarts on each
+    seen = 0  # ``events`` when the read timeout's current period began
+    missing = -1  # body bytes still to come of a Content-Length answer framed here
+    head: AnswerHead | None = None  # the answer head, when framed here
+    # a chunked answer framed here: the bytes read so far (the first read as it came, no copy;
+    # a bytearray once more come), its body from ``body_at``, the next chunk-size line at
+    # ``next_chunk``
+    raw: bytes | bytearray = b""
+    body_at = 0
+    next_chunk = 0
+
+    def __init__(
+        self, conn: Any, relay: Relay, upstream: Upstream, node: UpstreamNode, client: Client
+    ) -> None:
+        self.conn = conn
+        self.headers = []
+        self.chunks = collections.deque()
+        self.relay = relay
+        self.upstream = upstream
+        self.node = node
+        self.client = client
+        self.sent_at = time.perf_counter()  # for the access line's duration
+        self.watched_at = 0.0  # loop time the read timeout's current period began
 
     def feed(self, data: bytes) -> None:
         self.events += 1
@@ -414,10 +435,13 @@ class _RelayExchange(Exchange):
             self._overrun()
 
     def _complete(self) -> None:
-        keep_alive = self.keep_alive
-        self.finish()
-        self.keep_alive = keep_alive
-        self.wake()
+        """A framed-here answer is whole: ``finish`` and ``wake``, straight to the answer
+        (``keep_alive`` stays what the head said; there is no parser to ask)."""
+        self.done = True
+        self.conn.exchange = None
+        if not self.settled:
+            self.settled = True
+            self.answered()
 
     def _overrun(self) -> None:
         self.fail(httpcore.RemoteProtocolError("answer longer than its framing"))
@@ -485,67 +509,34 @@ class _RelayExchange(Exchange):
         self.events += 1
         self.chunks.append(body)  # no pause: nobody reads a relayed answer before its end
 
-    def wake(self) -> None:  # every event of the exchange ends up here
+    def wake(self) -> None:  # every event of the httptools path ends up here
         if self.settled:
             return
         if self.done:
             self.settled = True
-            self.job.answered(self)
+            self.answered()
         elif self.error is not None:
             self.settled = True
-            self.job.failed(self, self.error)
+            self.failed(self.error)
 
-
-def _read_timer(conn: Any, timeout: float) -> None:
-    """The read timeout of the relayed exchange on ``conn``, restarted while answer parts
-    arrive (the pool's is per read); for an exchange armed after this timer was, it waits out
-    that exchange's own time."""
-    conn.watch = None
-    exchange: _RelayExchange | None = conn.watched
-    if exchange is None or exchange.settled:
-        return
-    loop = asyncio.get_running_loop()
-    rest = exchange.watched_at + timeout - loop.time()
-    if rest <= 0.001:  # its period is over
-        if exchange.events == exchange.seen:
-            exchange.fail(httpcore.ReadTimeout("timed out"))
-            return
-        exchange.seen = exchange.events  # parts came in: a new period
-        exchange.watched_at = loop.time()
-        rest = timeout
-    conn.watch = loop.call_later(rest, _read_timer, conn, timeout)
-
-
-class _Job:
-    """One relayed request: its answer, its hand-over on failure."""
-
-    __slots__ = ("client", "node", "relay", "started", "upstream")
-
-    def __init__(self, relay: Relay, upstream: Upstream, node: UpstreamNode, client: Client):
-        self.relay = relay
-        self.upstream = upstream
-        self.node = node
-        self.client = client
-        self.started = time.perf_counter()
-
-    def arm(self, exchange: _RelayExchange) -> None:
+    def arm(self) -> None:
         """Start the read timeout: ``timeout_s`` without any part of the answer fails it. The
         timer belongs to the upstream connection and outlives its exchanges (one timer per
         connection, not a new one per request): when it fires it checks the exchange in hand."""
         loop = asyncio.get_running_loop()
-        exchange.watched_at = loop.time()
-        conn = exchange.conn
-        conn.watched = exchange
+        self.watched_at = loop.time()
+        conn = self.conn
+        conn.watched = self
         if conn.watch is None:
             timeout = self.upstream.settings.timeout_s
             conn.watch = loop.call_later(timeout, _read_timer, conn, timeout)
 
-    def _settle(self, exchange: _RelayExchange, *, reusable: bool) -> None:
+    def _settle(self, *, reusable: bool) -> None:
         RELAYS.running -= 1
-        conn = exchange.conn
-        if conn.exchange is exchange:
+        conn = self.conn
+        if conn.exchange is self:
             conn.exchange = None
-        if conn.watched is exchange:  # the timer may outlive it: not the answer it holds
+        if conn.watched is self:  # the timer may outlive it: not the answer it holds
             conn.watched = None
         if not reusable:
             conn.close()
@@ -554,9 +545,9 @@ class _Job:
                 conn.watch = None
         self.node.pool.release(conn, reusable=reusable)
 
-    def failed(self, exchange: _RelayExchange, exc: BaseException) -> None:
+    def failed(self, exc: BaseException) -> None:
         """Nothing was written to the client: the ASGI path resends or answers the error."""
-        self._settle(exchange, reusable=False)
+        self._settle(reusable=False)
         upstream = self.upstream
         if isinstance(exc, httpcore.TimeoutException):  # a slow engine is never resent
             self.client.hand_over(Handover(error=upstream.error(self.node, exc)))
@@ -577,52 +568,51 @@ class _Job:
         )
         self.client.hand_over(Handover(tried=1))
 
-    @staticmethod
-    def _encoding(exchange: _RelayExchange) -> bytes:
-        head = exchange.head
-        return head.encoding if head is not None else content_encoding(exchange.headers)
-
-    def answered(self, exchange: _RelayExchange) -> None:
-        status = exchange.status
-        chunks = exchange.chunks
+    def answered(self) -> None:
+        status = self.status
+        chunks = self.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        headers = exchange.headers
         upstream = self.upstream
         last = upstream.settings.max_retries <= 0
         if status in RETRY_STATUSES:
-            self._settle(exchange, reusable=exchange.keep_alive)
+            self._settle(reusable=self.keep_alive)
             upstream.nodes.mark_dead(self.node)
             if not last:
                 self._retry(None)
                 return
-            self.respond(status, headers, body, None)
-        elif not last and lost_a_node_in(body, self._encoding(exchange)):
-            self._settle(exchange, reusable=exchange.keep_alive)
-            upstream.nodes.mark_live(self.node)
-            self._retry(None)
-        else:
-            self.respond(status, headers, body, exchange)
+            self.respond(body, settled=True)
+            return
+        if not last:
+            head = self.head
+            encoding = head.encoding if head is not None else content_encoding(self.headers)
+            if lost_a_node_in(body, encoding):
+                self._settle(reusable=self.keep_alive)
+                upstream.nodes.mark_live(self.node)
+                self._retry(None)
+                return
+        self.respond(body, settled=False)
 
-    def respond(
-        self, status: int, headers: Headers, body: bytes, exchange: _RelayExchange | None
-    ) -> None:
+    def respond(self, body: bytes, *, settled: bool) -> None:
         """Write the answer to the client; then (the client waits for nothing more) settle the
-        upstream connection of ``exchange`` unless done already, and count the request."""
+        upstream connection unless ``settled`` already, and count the request."""
         client = self.client
         scope = client.scope
+        status = self.status
         search = is_search(scope)
         keep_alive = client.keep_alive()
-        framed_here = exchange.head if exchange is not None else None
+        framed_here = None if settled else self.head
         if framed_here is not None:
             head = self.relay.client_head(framed_here, client.default_headers, search, keep_alive)
         else:
             # a head httptools read may hold control bytes in its values (_ANSWER_HEAD has none)
-            checked = exchange is None or exchange.parser is not None
-            head = client_head(status, headers, checked, client.default_headers, search, keep_alive)
+            checked = settled or self.parser is not None
+            head = client_head(
+                status, self.headers, checked, client.default_headers, search, keep_alive
+            )
         if head is None:  # a header value uvicorn would refuse to send
-            if exchange is not None:
-                self._settle(exchange, reusable=exchange.keep_alive)
-            self.client.hand_over(Handover(error=UpstreamError("invalid upstream header")))
+            if not settled:
+                self._settle(reusable=self.keep_alive)
+            client.hand_over(Handover(error=UpstreamError("invalid upstream header")))
             return
         out, framed = head
         if not framed and status != 204 and status != 304:
@@ -632,14 +622,35 @@ class _Job:
         gone = client.gone()
         if not gone:
             client.write(out, payload)
-        if exchange is not None:  # before a request waiting behind this one looks for it
-            self._settle(exchange, reusable=exchange.keep_alive)
+        if not settled:  # before a request waiting behind this one looks for it
+            self._settle(reusable=self.keep_alive)
             self.upstream.nodes.mark_live(self.node)
         if not gone:
             client.finish()
-        self.relay.relayed.inc()
+        relay = self.relay
+        relay.relayed.inc()
         rerank = _RERANK_NAMES if search else _NO_TAGS
-        self.relay.access.done(scope, status, len(body), time.perf_counter() - self.started, rerank)
+        relay.access.done(scope, status, len(body), time.perf_counter() - self.sent_at, rerank)
+
+
+def _read_timer(conn: Any, timeout: float) -> None:
+    """The read timeout of the relayed exchange on ``conn``, restarted while answer parts
+    arrive (the pool's is per read); for an exchange armed after this timer was, it waits out
+    that exchange's own time."""
+    conn.watch = None
+    exchange: _RelayExchange | None = conn.watched
+    if exchange is None or exchange.settled:
+        return
+    loop = asyncio.get_running_loop()
+    rest = exchange.watched_at + timeout - loop.time()
+    if rest <= 0.001:  # its period is over
+        if exchange.events == exchange.seen:
+            exchange.fail(httpcore.ReadTimeout("timed out"))
+            return
+        exchange.seen = exchange.events  # parts came in: a new period
+        exchange.watched_at = loop.time()
+        rest = timeout
+    conn.watch = loop.call_later(rest, _read_timer, conn, timeout)
 
 
 _NO_TAGS: dict[str, str] = {}
