@@ -168,7 +168,7 @@ def measure(
             times: dict[str, list[float]] = {name: [] for name in names}
             for warm in range(20):
                 for name in names:
-                    body = {"query": {"match": {"title": terms[warm]}}}
+                    body = {"query": {"match": {"title": terms[warm % len(terms)]}}}
                     clients[name].post(path, json=body).raise_for_status()
             load = os.getloadavg()[0]
             cpu = {name: process_cpu_s(pid) for name, pid in pids.items()}
