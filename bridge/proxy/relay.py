@@ -50,7 +50,6 @@ connection stays reusable) and dropped.
 from __future__ import annotations
 
 import asyncio
-import collections
 import hmac
 import logging
 import re
@@ -354,18 +353,8 @@ class _RelayExchange(Exchange):
     comes in one read is framed here (by its Content-Length, or by walking plain chunks);
     anything else goes through httptools' callbacks."""
 
-    # The state of a new exchange, as class defaults: each request sets only what differs
-    # (Exchange.__init__, which sets them all, is not called).
-    head_only = False
-    parser: httptools.HttpResponseParser | None = None
-    status = 0
-    buffered = 0
-    started = False
-    head_done = False
-    done = False
-    keep_alive = False
-    error: BaseException | None = None
-    waiter: asyncio.Future[None] | None = None
+    # the relay's own state of a new exchange, as class defaults (each request sets only what
+    # differs)
     settled = False
     events = 0  # answer parts seen: the read timeout restarts on each
     seen = 0  # ``events`` when the read timeout's current period began
@@ -381,9 +370,7 @@ class _RelayExchange(Exchange):
     def __init__(
         self, conn: Any, relay: Relay, upstream: Upstream, node: UpstreamNode, client: Client
     ) -> None:
-        self.conn = conn
-        self.headers = []
-        self.chunks = collections.deque()
+        super().__init__(conn, head_only=False, parse=False)
         self.relay = relay
         self.upstream = upstream
         self.node = node
@@ -435,13 +422,11 @@ class _RelayExchange(Exchange):
             self._overrun()
 
     def _complete(self) -> None:
-        """A framed-here answer is whole: ``finish`` and ``wake``, straight to the answer
-        (``keep_alive`` stays what the head said; there is no parser to ask)."""
+        """A framed-here answer is whole: ``finish`` without a parser to ask (``keep_alive``
+        stays what the head said), then ``wake``."""
         self.done = True
         self.conn.exchange = None
-        if not self.settled:
-            self.settled = True
-            self.answered()
+        self.wake()
 
     def _overrun(self) -> None:
         self.fail(httpcore.RemoteProtocolError("answer longer than its framing"))
@@ -509,7 +494,7 @@ class _RelayExchange(Exchange):
         self.events += 1
         self.chunks.append(body)  # no pause: nobody reads a relayed answer before its end
 
-    def wake(self) -> None:  # every event of the httptools path ends up here
+    def wake(self) -> None:  # every event of the exchange ends up here
         if self.settled:
             return
         if self.done:
