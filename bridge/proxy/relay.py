@@ -40,10 +40,10 @@ end-to-end headers plus `X-Rerank-*` on `_search`, chunked framing when the engi
 metrics (bridge.proxy.access.AccessLog) and counts in ``rerank_bridge_relayed_requests_total``.
 
 Failures: anything that goes wrong upstream (connection lost, a 502/503, a search missing the
-shard of a vanished node, a timeout) hands the request, body intact, to the ASGI path, which
-resends it, or answers the error, as the thin hop does: the attempt made here counts against
-``max_retries`` (``tried``), and a timeout or the last failure is passed on as the error to
-answer (``scope[RELAY_KEY]``). A client gone mid-relay: the answer is read to its end (the
+shard of a vanished node or failed by one, a timeout) hands the request, body intact, to the ASGI
+path, which resends it, or answers the error, as the thin hop does: the attempt made here counts
+against ``max_retries`` (``tried``), and a timeout or the last failure is passed on as the error
+to answer (``scope[RELAY_KEY]``). A client gone mid-relay: the answer is read to its end (the
 connection stays reusable) and dropped.
 """
 

@@ -11,7 +11,8 @@ proxy cannot know what a request means to its caller:
   retried on another node after a connection error or a 502/503, with jittered backoff, and so is
   a 200 search answer that is partial because a node holding a shard vanished mid-search (the
   engines resend a failed query phase to another copy, but not a shard request cut off by the
-  node's death: `_shards.failed` with `node_disconnected_exception`);
+  node's death: `_shards.failed` with `node_disconnected_exception`), and a 500 whose error is
+  caused by such a node (a fetch phase sent to a node that had just left);
 - any request is retried when the connection could not even be opened (nothing was sent);
 - nothing else is ever resent: a write whose connection broke after it was sent may have been
   applied, and resending it could duplicate a document. The client gets a 502 and decides.
@@ -95,7 +96,8 @@ def content_encoding(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
 
 
 def lost_a_node(response: Any) -> bool:
-    """Whether a read answer (already read in full) is partial because a node died under it."""
+    """Whether a read answer (already read in full) is partial or failed because a node died
+    under it."""
     return lost_a_node_in(response.content, content_encoding(response.headers))
 
 
@@ -105,20 +107,28 @@ def lost_a_node_in(content: bytes, encoding: bytes) -> bool:
         return False  # the common case, told from the answer's first bytes
     head = _decoded(content, encoding, _HEAD_BYTES)
     if not any(marker in head for marker in _LOST_NODE):
-        return False  # `_shards.failures` comes first in an answer
+        return False  # `_shards.failures` and `error` come first in an answer
     try:
         answer = json.loads(_decoded(content, encoding, None))
     except ValueError:
         return False
     answers = answer.get("responses", [answer]) if isinstance(answer, dict) else []
-    for item in answers:
-        shards = item.get("_shards") if isinstance(item, dict) else None
-        failures = shards.get("failures", []) if isinstance(shards, dict) else []
-        for failure in failures if isinstance(failures, list) else []:
-            reason = json.dumps(failure).encode()
-            if any(marker in reason for marker in _LOST_NODE):
-                return True
-    return False
+    return any(_names_a_lost_node(item) for item in answers if isinstance(item, dict))
+
+
+def _names_a_lost_node(answer: dict[str, Any]) -> bool:
+    """Whether one search answer (or one `_msearch` item) failed where a node went away: a shard
+    failure, or a whole-search error such as a fetch phase whose node had just left (HTTP 500
+    `search_phase_execution_exception` caused by `node_not_connected_exception`)."""
+    shards = answer.get("_shards")
+    failures = shards.get("failures", []) if isinstance(shards, dict) else []
+    suspects = list(failures) if isinstance(failures, list) else []
+    status = answer.get("status")
+    if "error" in answer and isinstance(status, int) and status >= 500:
+        suspects.append(answer["error"])  # a 4xx is the request's own fault, whatever it names
+    return any(
+        any(marker in json.dumps(suspect).encode() for marker in _LOST_NODE) for suspect in suspects
+    )
 
 
 _READ_LAST = frozenset(end[0].encode() for end in READ_ENDPOINTS if len(end) == 1)

@@ -43,6 +43,8 @@ class FakeNode:
     partial_first: int = 0  # 200 answers missing a shard: the next ones carry this reason
     partial_reason: str = "node_disconnected_exception"
     gzip_partial: bool = False  # send the partial answers gzip-compressed
+    error_first: int = 0  # then 500 errors, as a fetch phase sent to a node that just left
+    error_cause: str = "node_not_connected_exception"
     seen: list[tuple[str, str]] = field(default_factory=list)
 
     def app(self) -> Starlette:
@@ -54,6 +56,9 @@ class FakeNode:
             if self.fail_first > 0:
                 self.fail_first -= 1
                 return JSONResponse({"error": "unavailable"}, status_code=503, headers=ES_HEADERS)
+            if self.error_first > 0:
+                self.error_first -= 1
+                return JSONResponse(search_error(self.error_cause), 500, headers=ES_HEADERS)
             if self.partial_first > 0:
                 self.partial_first -= 1
                 failure = {"shard": 0, "reason": {"type": self.partial_reason}}
@@ -68,6 +73,21 @@ class FakeNode:
 
         methods = ["GET", "HEAD", "POST", "PUT", "DELETE"]
         return Starlette(routes=[Route("/{path:path}", handle, methods=methods)])
+
+
+def search_error(cause: str, status: int = 500) -> dict[str, object]:
+    """A whole-search error as the engines write it, caused by ``cause``."""
+    caused_by = {"type": cause, "reason": "[node-b] Node not connected"}
+    error = {
+        "root_cause": [caused_by],
+        "type": "search_phase_execution_exception",
+        "reason": "",
+        "phase": "fetch",
+        "grouped": True,
+        "failed_shards": [],
+        "caused_by": caused_by,
+    }
+    return {"error": error, "status": status}
 
 
 @pytest.fixture
@@ -156,6 +176,31 @@ def test_a_search_missing_a_shard_of_a_vanished_node_is_resent(
     proxy = start_proxy({"urls": [first_url, second_url]})
     answer = httpx.post(f"{proxy.url}/idx/_search", json={}).json()
     assert ("_shards" in answer, len(first.seen) + len(second.seen)) == (False, 3)
+
+
+@pytest.mark.parametrize("path", ["/idx/_search", "/_msearch"])
+def test_a_search_failed_by_a_node_that_just_left_is_resent(
+    start_proxy: StartProxy, fake_nodes: list[tuple[FakeNode, str]], path: str
+) -> None:
+    (first, first_url), (second, second_url) = fake_nodes
+    proxy = start_proxy({"urls": [first_url, second_url]})
+    # idle connections to both nodes: `_search` now takes the relay (`_msearch` never does)
+    for _ in range(4):
+        httpx.post(f"{proxy.url}{path}", json={})
+    first.error_first = second.error_first = 1
+    response = httpx.post(f"{proxy.url}{path}", json={})
+    assert (response.status_code, len(first.seen) + len(second.seen)) == (200, 4 + 3)
+
+
+def test_a_search_failed_for_another_reason_is_answered_as_is(
+    start_proxy: StartProxy, fake_nodes: list[tuple[FakeNode, str]]
+) -> None:
+    (first, first_url), (second, second_url) = fake_nodes
+    for node in (first, second):
+        node.error_first, node.error_cause = 1, "illegal_argument_exception"
+    proxy = start_proxy({"urls": [first_url, second_url]})
+    response = httpx.post(f"{proxy.url}/idx/_search", json={})
+    assert (response.status_code, len(first.seen) + len(second.seen)) == (500, 1)
 
 
 def test_a_search_missing_a_shard_for_another_reason_is_answered_as_is(
@@ -312,6 +357,12 @@ HIT_NAMING_A_LOST_NODE = {"_id": "1", "_source": {"title": "node_disconnected_ex
         ({"took": 3, "timed_out": False, "num_reduce_phases": 2, "_shards": shards(1)}, True),
         ({"took": 3, "responses": [{"_shards": shards(0)}, {"_shards": shards(1)}]}, True),
         ({"took": 3, "responses": [{"_shards": shards(0)}, {"_shards": shards(0)}]}, False),
+        # the whole search failed: a 5xx caused by a lost node, not a 4xx or another cause
+        (search_error("node_not_connected_exception"), True),
+        (search_error("node_not_connected_exception", status=400), False),
+        (search_error("circuit_breaking_exception"), False),
+        ({"took": 3, "responses": [search_error("node_closed_exception")]}, True),
+        ({"took": 3, "responses": [{"_shards": shards(0)}, search_error("x_exception")]}, False),
     ],
 )
 def test_a_partial_answer_is_told_from_a_complete_one(
