@@ -7,11 +7,17 @@ run with a rotated order (each side goes first in turn): a TCP pipe written in a
 all) against direct requests to the engine and against
 this checkout's `rerank-bridge serve` and, with ``--baseline-repo``, another checkout's. With
 ``--minimal-relays``, two featureless HTTP relays too (minimal_relays.py: one in Python, one in Go,
-built here): what reading HTTP at all costs, above the pipe. Prints JSON lines: each side's p50,
-its overhead over direct and its process's CPU per request.
+built here): what reading HTTP at all costs, above the pipe. With ``--instances N``, N proxy
+processes of each checkout, each its own side, to see how much one process's luck weighs. Every
+side added lengthens the rotation, so each proxy waits longer between its requests and meets
+colder caches: a proxy's overhead here is lowest with no baseline and one instance (the figure
+for "how much does the hop cost"), and a baseline or more instances are for comparing code.
+Prints JSON lines: each side's p50, its overhead over direct and its process's CPU per request
+(and with several instances, each checkout's median share).
 
     .venv/bin/python benchmarks/hop_floor.py --rounds 600 --baseline-repo /tmp/relay/base
     .venv/bin/python benchmarks/hop_floor.py --rounds 1000 --minimal-relays
+    .venv/bin/python benchmarks/hop_floor.py --rounds 1000 --instances 3 --baseline-repo ../base
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from minimal_relays import MinimalRelay, serve, start_go_relay, start_script  # siblings
 from proxy_load import (  # a sibling script, not a package
     NANO,
+    REPO,
     ProxyProcess,
     load_index,
     process_cpu_s,
@@ -102,6 +109,13 @@ def main() -> int:
         "--baseline-repo", type=Path, default=None, help="another checkout, run as a second proxy"
     )
     parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="proxy processes per checkout, each its own side: one process's luck (its cores, "
+        "its memory layout) shows as their spread, and the median of each checkout is printed",
+    )
+    parser.add_argument(
         "--minimal-relays",
         action="store_true",
         help="also a featureless HTTP relay in Python and one in Go (needs `go`)",
@@ -119,9 +133,16 @@ def main() -> int:
     upstream = args.upstream.rstrip("/")
     index = load_index(upstream, products(args.docs))
     terms = queries(2000)
-    procs = [ProxyProcess(upstream, args.model, batching=True)]
+    checkouts = {"proxy": REPO}
     if args.baseline_repo is not None:
-        procs.append(ProxyProcess(upstream, args.model, batching=True, repo=args.baseline_repo))
+        checkouts["baseline"] = args.baseline_repo
+    procs = {
+        label if n == 1 else f"{label}{n}": ProxyProcess(
+            upstream, args.model, batching=True, repo=repo
+        )
+        for label, repo in checkouts.items()
+        for n in range(1, max(1, args.instances) + 1)
+    }
     pipe_url, pipe = start_pipe(upstream)
     floors: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
     go_build = tempfile.TemporaryDirectory(prefix="hop-floor-go-")
@@ -131,13 +152,13 @@ def main() -> int:
                 __file__, "--serve-minimal", upstream, "the minimal Python relay"
             )
             floors["minimal_go"] = start_go_relay(upstream, Path(go_build.name))
-        for proc in procs:
+        for proc in procs.values():
             proc.wait_ready()
-        sides = {"direct": upstream, "pipe": pipe_url, "proxy": procs[0].url}
-        pids = {"pipe": pipe.pid, "proxy": procs[0].pid}
-        if len(procs) > 1:
-            sides["baseline"] = procs[1].url
-            pids["baseline"] = procs[1].pid
+        sides = {"direct": upstream, "pipe": pipe_url}
+        pids = {"pipe": pipe.pid}
+        for name, proc in procs.items():
+            sides[name] = proc.url
+            pids[name] = proc.pid
         for name, (url, process) in floors.items():
             sides[name] = url
             pids[name] = process.pid
@@ -149,7 +170,7 @@ def main() -> int:
             process.terminate()
             process.wait(10)
         go_build.cleanup()
-        for proc in procs:
+        for proc in procs.values():
             proc.stop()
         httpx.delete(f"{upstream}/{index}", timeout=60)
     return 0
@@ -191,6 +212,14 @@ def measure(
                     "overhead_share": round((p50 - direct) / direct, 3),
                     "cpu_ms_per_request": round(cpu[name] * 1000 / rounds, 3),
                 }
+            instances: dict[str, list[float]] = {}  # proxy, proxy2, ... -> proxy
+            for name, side in out.items():
+                instances.setdefault(name.rstrip("0123456789"), []).append(side["overhead_share"])
+            medians = {
+                label: round(statistics.median(shares), 3)
+                for label, shares in instances.items()
+                if len(shares) > 1
+            }
             print(
                 json.dumps(
                     {
@@ -198,6 +227,7 @@ def measure(
                         "request": kind,
                         "direct_p50_ms": round(direct, 3),
                         "sides": out,
+                        **({"median_overhead_share": medians} if medians else {}),
                         "rounds": rounds,
                         "load_average_1m": [round(load, 2), round(os.getloadavg()[0], 2)],
                     }
