@@ -11,7 +11,7 @@ proxy cannot know what a request means to its caller:
   retried on another node after a connection error or a 502/503, with jittered backoff, and so is
   a 200 search answer that is partial because a node holding a shard vanished mid-search (the
   engines resend a failed query phase to another copy, but not a shard request cut off by the
-  node's death: `_shards.failed` with `node_disconnected_exception`), and a 500 whose error is
+  node's death: `_shards.failed` with `node_disconnected_exception`), and a 5xx whose error is
   caused by such a node (a fetch phase sent to a node that had just left);
 - any request is retried when the connection could not even be opened (nothing was sent);
 - nothing else is ever resent: a write whose connection broke after it was sent may have been
