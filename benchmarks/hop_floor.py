@@ -130,6 +130,8 @@ def main() -> int:
     if args.serve_minimal:
         serve(MinimalRelay, args.serve_minimal, args.port)
         return 0
+    if args.instances < 1:
+        parser.error(f"--instances must be at least 1, not {args.instances}")
     upstream = args.upstream.rstrip("/")
     index = load_index(upstream, products(args.docs))
     terms = queries(2000)
@@ -141,7 +143,7 @@ def main() -> int:
             upstream, args.model, batching=True, repo=repo
         )
         for label, repo in checkouts.items()
-        for n in range(1, max(1, args.instances) + 1)
+        for n in range(1, args.instances + 1)
     }
     pipe_url, pipe = start_pipe(upstream)
     floors: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
