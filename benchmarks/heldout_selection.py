@@ -8,6 +8,7 @@ The split is recomputed with the training code (same hash, `--holdout`, pinned s
 temporary index of the data's passages is made, and every model reranks BM25's top 20 and 50
 (fusion replace) through the product's eval. Default: every mixed-grade held-out query outside the
 pinned sample (the population that sample is drawn from); `--random N`: N held-out queries.
+`--out FILE` also writes the eval's results.json (per-query figures too, for paired_gap.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import random
 from pathlib import Path
 
+from bridge.eval.report import report_dict
 from bridge.eval.systems import EvalRunner, EvalSettings
 from bridge.training import engine as engine_mod
 from bridge.training.judgments import Judgments, load_judgments
@@ -43,6 +45,9 @@ def main() -> None:
     parser.add_argument("--holdout-sample", type=int, default=100)
     parser.add_argument("--random", type=int, help="N random held-out queries instead")
     parser.add_argument("--seed", type=int, default=99)
+    parser.add_argument(
+        "--out", type=Path, help="also write the report (per-query figures too) as this JSON file"
+    )
     args = parser.parse_args()
     judgments = load_judgments(args.data)
     qids = selection_queries(
@@ -58,6 +63,8 @@ def main() -> None:
             {q: judgments.gains[q] for q in qids},
             dataset=f"{judgments.name} held-out selection",
         )
+    if args.out is not None:
+        args.out.write_text(json.dumps(report_dict(report), indent=1), encoding="utf-8")
     for system in report.systems:
         print(
             json.dumps(
