@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -11,18 +9,13 @@ import pytest
 torch = pytest.importorskip("torch", reason="the `train` extra is not installed")
 
 from bridge.training.distill import listwise_kl_loss  # noqa: E402
+from tests.support.benchmark_scripts import load_benchmark  # noqa: E402
 
-LAB = Path(__file__).resolve().parents[2] / "benchmarks" / "distill_lab.py"
 REQUIRED = ["--teacher", "t", "--scores", "s.jsonl", "--engine", "http://127.0.0.1:9"]
 
 
 def lab() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("distill_lab", LAB)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("distill_lab")
 
 
 def test_precision_reaches_the_fit_settings() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,16 +10,21 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "paired_gap.py"
+from tests.support.benchmark_scripts import BENCHMARKS, load_benchmark
 
 
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("paired_gap", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("paired_gap")
+
+
+def run_script(
+    report: dict[str, object], folder: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The script run on ``report`` written as results.json in ``folder``."""
+    path = folder / "results.json"
+    path.write_text(json.dumps(report), encoding="utf-8")
+    command = [sys.executable, str(BENCHMARKS / "paired_gap.py"), str(path), *args]
+    return subprocess.run(command, capture_output=True, text=True)
 
 
 def test_a_gap_every_query_shares_is_certain() -> None:
@@ -60,14 +64,8 @@ def test_reads_an_eval_report_per_window(tmp_path: Path) -> None:
             system("/m/shared-ce", 50, [0.5, 0.5, 0.5]),
         ]
     }
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(report), encoding="utf-8")
-    run = subprocess.run(
-        [sys.executable, str(SCRIPT), str(path), "--a", "trained", "--b", "shared"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    run = run_script(report, tmp_path, "--a", "trained", "--b", "shared")
+    assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [line["window"] for line in lines] == [20, 50]
     assert lines[0]["mean_gap"] == 0.0
@@ -82,13 +80,7 @@ def test_a_name_that_matches_two_models_is_refused(tmp_path: Path) -> None:
             {"system": "bm25+rerank", "model": "/m/a2", "window": 20, "per_query": {}},
         ]
     }
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(report), encoding="utf-8")
-    run = subprocess.run(
-        [sys.executable, str(SCRIPT), str(path), "--a", "/m/a", "--b", "a2"],
-        capture_output=True,
-        text=True,
-    )
+    run = run_script(report, tmp_path, "--a", "/m/a", "--b", "a2")
     assert run.returncode != 0
     assert "matches 2 models" in run.stderr
 
