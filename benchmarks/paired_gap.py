@@ -123,7 +123,10 @@ def main() -> None:
         systems = report["systems"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         sys.exit(f"{args.results}: not an eval results.json ({exc})")
-    a_runs, b_runs = per_query(systems, args.a), per_query(systems, args.b)
+    try:
+        a_runs, b_runs = per_query(systems, args.a), per_query(systems, args.b)
+    except (KeyError, TypeError, ValueError) as exc:
+        sys.exit(f"{args.results}: a system without per-query {METRIC} figures ({exc!r})")
     for window in sorted(set(a_runs) & set(b_runs)):
         figures = paired_gap(a_runs[window], b_runs[window], args.resamples, args.seed)
         print(json.dumps({"window": window, "a": args.a, "b": args.b, **figures}))

@@ -107,3 +107,11 @@ def test_a_subset_larger_than_the_queries_is_refused() -> None:
     runs = {20: {"q1": 0.5, "q2": 0.4}}
     with pytest.raises(SystemExit, match="more than the 2 shared queries"):
         script().subset_shares(runs, runs, 10, 3, None, 1)
+
+
+def test_a_report_without_per_query_figures_is_refused(tmp_path: Path) -> None:
+    report = {"systems": [{"system": "bm25+rerank", "model": "/m/a", "window": 20}]}
+    run = run_script(report, tmp_path, "--a", "/m/a", "--b", "/m/a")
+    assert run.returncode == 1
+    assert "without per-query ndcg@10 figures" in run.stderr
+    assert "Traceback" not in run.stderr
