@@ -386,15 +386,22 @@ async def _overhead_raw(
                 conn.transport.close()
 
 
-def _raw_request(method: str, path: str, url: str, body: Any) -> bytes:
+def _raw_request(method: str, path: str, url: str, body: Any, *, gzip: bool = False) -> bytes:
+    """The request's bytes; ``gzip``: ask for a gzip answer, as httpx and browsers do."""
     host = url.split("//", 1)[1].encode()
+    accept = b"accept-encoding: gzip\r\n" if gzip else b""
     if body is None:
-        return b"%s %s HTTP/1.1\r\nhost: %s\r\n\r\n" % (method.encode(), path.encode(), host)
+        return b"%s %s HTTP/1.1\r\nhost: %s\r\n%s\r\n" % (
+            method.encode(),
+            path.encode(),
+            host,
+            accept,
+        )
     content = json.dumps(body).encode()
     return (
         b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\n\r\n%s"
-        % (method.encode(), path.encode(), host, len(content), content)
+        b"%scontent-length: %d\r\n\r\n%s"
+        % (method.encode(), path.encode(), host, accept, len(content), content)
     )
 
 

@@ -32,6 +32,8 @@ from proxy_load import (  # a sibling script, not a package
     NANO,
     REPO,
     ProxyProcess,
+    _overhead_requests,
+    _raw_request,
     _RawConnection,
     load_index,
     process_cpu_s,
@@ -40,25 +42,16 @@ from proxy_load import (  # a sibling script, not a package
 )
 
 
-def request_bytes(index: str, kind: str, term: str) -> bytes:
-    query: dict[str, object] = {"query": {"match": {"title": term}}}
-    if kind == "search":
-        query["size"] = 10
-    body = json.dumps(query).encode()
-    head = (
-        f"POST /{index}/_{kind} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
-        f"accept-encoding: gzip\r\ncontent-length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def stream(port: int, index: str, kind: str, terms: list[str], seconds: float) -> int:
+async def stream(url: str, index: str, kind: str, terms: list[str], seconds: float) -> int:
+    """Requests of ``kind`` as the overhead part of proxy_load sends them, with gzip answers."""
     loop = asyncio.get_running_loop()
-    _, conn = await loop.create_connection(_RawConnection, "127.0.0.1", port)
+    host, port = url.split("//", 1)[1].split(":")
+    _, conn = await loop.create_connection(_RawConnection, host, int(port))
     sent = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        status = await conn.exchange(request_bytes(index, kind, terms[sent % len(terms)]))
+        method, path, body = _overhead_requests(index, terms[sent % len(terms)])[kind]
+        status = await conn.exchange(_raw_request(method, path, url, body, gzip=True))
         if status != 200:
             raise SystemExit(f"the proxy answered {status}")
         sent += 1
@@ -84,7 +77,7 @@ def main() -> int:
         proxy.wait_ready()
         print(proxy.pid, flush=True)
         cpu = process_cpu_s(proxy.pid)
-        sent = asyncio.run(stream(proxy.port, index, args.request, queries(2000), args.seconds))
+        sent = asyncio.run(stream(proxy.url, index, args.request, queries(2000), args.seconds))
         cpu = process_cpu_s(proxy.pid) - cpu
         figures = {
             "figure": "relay_profile",
