@@ -40,9 +40,13 @@ def per_query(systems: list[dict[str, Any]], part: str) -> dict[int, dict[str, f
     models = {str(s["model"]) for s in chosen}
     if len(models) != 1:
         raise SystemExit(f"--a/--b {part!r} matches {len(models)} models: {sorted(models)}")
-    return {
-        int(s["window"]): {q: float(v[METRIC]) for q, v in s["per_query"].items()} for s in chosen
-    }
+    runs: dict[int, dict[str, float]] = {}
+    for system in chosen:
+        window = int(system["window"])
+        if window in runs:  # e.g. two fusions or chunkings: which one is meant is not said
+            raise SystemExit(f"{part!r} has more than one system at window {window}")
+        runs[window] = {q: float(v[METRIC]) for q, v in system["per_query"].items()}
+    return runs
 
 
 def paired_gap(
@@ -127,7 +131,10 @@ def main() -> None:
         a_runs, b_runs = per_query(systems, args.a), per_query(systems, args.b)
     except (KeyError, TypeError, ValueError) as exc:
         sys.exit(f"{args.results}: a system without per-query {METRIC} figures ({exc!r})")
-    for window in sorted(set(a_runs) & set(b_runs)):
+    windows = sorted(set(a_runs) & set(b_runs))
+    if not windows:
+        sys.exit(f"{args.a!r} and {args.b!r} were not run at a common window")
+    for window in windows:
         figures = paired_gap(a_runs[window], b_runs[window], args.resamples, args.seed)
         print(json.dumps({"window": window, "a": args.a, "b": args.b, **figures}))
     if args.subsets:

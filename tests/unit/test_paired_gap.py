@@ -115,3 +115,30 @@ def test_a_report_without_per_query_figures_is_refused(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "without per-query ndcg@10 figures" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_two_systems_of_one_model_at_one_window_are_refused(tmp_path: Path) -> None:
+    per_query = {"q1": {"ndcg@10": 0.5}}
+    report = {
+        "systems": [
+            {"model": "/m/a", "window": 20, "fusion": "replace", "per_query": per_query},
+            {"model": "/m/a", "window": 20, "fusion": "linear", "per_query": per_query},
+            {"model": "/m/b", "window": 20, "fusion": "replace", "per_query": per_query},
+        ]
+    }
+    run = run_script(report, tmp_path, "--a", "/m/a", "--b", "/m/b")
+    assert run.returncode == 1
+    assert "more than one system at window 20" in run.stderr
+
+
+def test_models_without_a_common_window_are_refused(tmp_path: Path) -> None:
+    per_query = {"q1": {"ndcg@10": 0.5}}
+    report = {
+        "systems": [
+            {"model": "/m/a", "window": 20, "per_query": per_query},
+            {"model": "/m/b", "window": 50, "per_query": per_query},
+        ]
+    }
+    run = run_script(report, tmp_path, "--a", "/m/a", "--b", "/m/b")
+    assert run.returncode == 1
+    assert "not run at a common window" in run.stderr
