@@ -186,14 +186,58 @@ def _direct_handler() -> AccessLineHandler | None:
     return handler
 
 
+_Record = tuple[Scope, int, int, float, dict[str, str]]
+
+
 class AccessLog:
     """The access line and the request metrics of one answered request; shared by the ASGI
-    middleware below and the relay in the server protocol (bridge.proxy.relay)."""
+    middleware below and the relay in the server protocol (bridge.proxy.relay), which hands its
+    records over for a batch (``later``)."""
+
+    FLUSH_S = 0.05  # a record handed over for a batch is counted and written at most this late
+    BATCH = 256  # or when this many are waiting
 
     def __init__(self, metrics: ProxyMetrics, named_paths: frozenset[str] = frozenset()) -> None:
         self.metrics = metrics
         self.named_paths = named_paths
         self.tally = metrics.traffic
+        self._waiting: list[_Record] = []
+        self._due: asyncio.TimerHandle | None = None
+        metrics.held_back.append(self.flush)  # a scrape or a shutdown counts them first
+
+    def later(
+        self, scope: Scope, status: int, sent: int, elapsed: float, rerank: dict[str, str]
+    ) -> None:
+        """``done``, in a batch with the requests answered meanwhile (one timer per batch): the
+        bookkeeping leaves the request's path, and what a batch touches stays in the caches
+        from one record to the next. Outside an event loop: ``done`` at once."""
+        waiting = self._waiting
+        waiting.append((scope, status, sent, elapsed, rerank))
+        if len(waiting) >= self.BATCH:
+            self.flush()
+        elif self._due is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._due = loop.call_later(self.FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Count and write the records waiting for their batch; their lines go out now."""
+        due, self._due = self._due, None
+        if due is not None:
+            due.cancel()  # a no-op when it is the timer calling
+        waiting = self._waiting
+        if not waiting:
+            return
+        self._waiting = []
+        done = self.done
+        for record in waiting:
+            done(*record)
+        handler = _direct_handler()
+        if handler is not None:
+            handler.flush()
 
     def done(
         self, scope: Scope, status: int, sent: int, elapsed: float, rerank: dict[str, str]

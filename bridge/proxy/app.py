@@ -65,6 +65,7 @@ def lifespan(proxy: Proxy) -> Callable[[Starlette], contextlib.AbstractAsyncCont
             async with SettingsReloader(proxy).running():
                 yield
         finally:
+            proxy.metrics.flush()  # the relay's last access records (bridge.proxy.access)
             await proxy.models.aclose()
             if upstream is not None:
                 await upstream.aclose()

@@ -139,6 +139,9 @@ class _Exchange:
 class _Connection(asyncio.Protocol):
     def __init__(self, pool: H1Pool) -> None:
         self.pool = pool
+        # made on its loop (``H1Pool._connect``), kept for the relay's timers: asking for the
+        # running loop costs a system call (CPython checks the process id)
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.exchange: _Exchange | None = None
         self.closed = False

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import prometheus_client.metrics
@@ -121,6 +121,9 @@ class ProxyMetrics:
 
         self.caches = ScorerCaches()
         self.registry.register(self.caches)
+        # what holds counts back to add them in batches (bridge.proxy.access.AccessLog.later):
+        # called before the metrics are read, and at shutdown
+        self.held_back: list[Callable[[], None]] = []
 
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
         return Counter(f"rerank_bridge_{name}", doc, labels, registry=self.registry)
@@ -132,7 +135,13 @@ class ProxyMetrics:
             f"rerank_bridge_{name}", doc, labels, buckets=buckets, registry=self.registry
         )
 
+    def flush(self) -> None:
+        """Count what is held back (the access records waiting for their batch)."""
+        for flush in self.held_back:
+            flush()
+
     def render(self) -> bytes:
+        self.flush()
         return generate_latest(self.registry)
 
 

@@ -49,7 +49,6 @@ connection stays reusable) and dropped.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import re
@@ -508,9 +507,9 @@ class _RelayExchange(Exchange):
         """Start the read timeout: ``timeout_s`` without any part of the answer fails it. The
         timer belongs to the upstream connection and outlives its exchanges (one timer per
         connection, not a new one per request): when it fires it checks the exchange in hand."""
-        loop = asyncio.get_running_loop()
-        self.watched_at = loop.time()
         conn = self.conn
+        loop = conn.loop
+        self.watched_at = loop.time()
         conn.watched = self
         if conn.watch is None:
             timeout = self.upstream.settings.timeout_s
@@ -615,7 +614,7 @@ class _RelayExchange(Exchange):
         relay = self.relay
         relay.relayed.inc()
         rerank = _RERANK_NAMES if search else _NO_TAGS
-        relay.access.done(scope, status, len(body), time.perf_counter() - self.sent_at, rerank)
+        relay.access.later(scope, status, len(body), time.perf_counter() - self.sent_at, rerank)
 
 
 def _read_timer(conn: Any, timeout: float) -> None:
@@ -626,7 +625,7 @@ def _read_timer(conn: Any, timeout: float) -> None:
     exchange: _RelayExchange | None = conn.watched
     if exchange is None or exchange.settled:
         return
-    loop = asyncio.get_running_loop()
+    loop = conn.loop
     rest = exchange.watched_at + timeout - loop.time()
     if rest <= 0.001:  # its period is over
         if exchange.events == exchange.seen:

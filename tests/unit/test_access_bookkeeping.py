@@ -355,3 +355,69 @@ def test_serve_app_freezes_the_heap_once_started() -> None:
     finally:
         gc.unfreeze()
     assert (frozen_during_startup, frozen > 1000) == ([0], True)
+
+
+def _counted(metrics: ProxyMetrics) -> float:
+    """Requests counted in ``rerank_bridge_requests_total`` (any labels), read without the
+    flush a scrape makes."""
+    return sum(
+        sample.value
+        for family in metrics.traffic.collect()
+        for sample in family.samples
+        if sample.name == "rerank_bridge_requests_total"
+    )
+
+
+def test_records_handed_over_later_are_counted_and_written_in_one_batch(
+    serve_logging: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_handler = logging.getLogger("bridge.proxy.access").handlers[0]
+    monkeypatch.setattr(access.access_logger, "handlers", [serve_handler])
+    metrics = ProxyMetrics()
+    log = AccessLog(metrics)
+
+    async def run() -> tuple[float, str, float, str]:
+        for n in range(3):
+            log.later({"method": "GET", "path": f"/i/_doc/{n}"}, 200, n, 0.002, {})
+        held = (_counted(metrics), serve_logging.getvalue())
+        await asyncio.sleep(AccessLog.FLUSH_S * 3)  # no flush, no scrape: the timer's batch
+        return (*held, _counted(metrics), serve_logging.getvalue())
+
+    counted_before, text_before, counted_after, text_after = asyncio.run(run())
+    paths = [json.loads(line.split(": ", 1)[1])["path"] for line in text_after.splitlines()]
+    assert (counted_before, text_before) == (0, "")
+    assert (counted_after, paths) == (3, ["/i/_doc/0", "/i/_doc/1", "/i/_doc/2"])
+
+
+def test_a_scrape_counts_the_records_still_waiting_for_their_batch() -> None:
+    metrics = ProxyMetrics()
+    log = AccessLog(metrics)
+
+    async def run() -> str:
+        log.later({"method": "POST", "path": "/i/_count"}, 200, 9, 0.001, {})
+        return metrics.render().decode()  # before the batch's timer
+
+    series = 'rerank_bridge_requests_total{method="POST",route="passthrough",status="200"}'
+    assert f"{series} 1.0" in asyncio.run(run())
+
+
+def test_a_full_batch_is_counted_at_once_and_none_is_lost_or_counted_twice() -> None:
+    metrics = ProxyMetrics()
+    log = AccessLog(metrics)
+
+    async def run() -> tuple[float, float, float]:
+        for _ in range(AccessLog.BATCH + 5):
+            log.later({"method": "GET", "path": "/_cluster/health"}, 200, 0, 0.001, {})
+        at_once = _counted(metrics)
+        metrics.flush()  # what the app's shutdown does
+        flushed = _counted(metrics)
+        await asyncio.sleep(AccessLog.FLUSH_S * 3)  # a cancelled timer counts nothing again
+        return at_once, flushed, _counted(metrics)
+
+    assert asyncio.run(run()) == (AccessLog.BATCH, AccessLog.BATCH + 5, AccessLog.BATCH + 5)
+
+
+def test_a_record_handed_over_outside_an_event_loop_is_counted_at_once() -> None:
+    metrics = ProxyMetrics()
+    AccessLog(metrics).later({"method": "GET", "path": "/"}, 200, 0, 0.001, {})
+    assert _counted(metrics) == 1
