@@ -8,6 +8,10 @@ the same lines, formatted without a ``LogRecord`` when the format is serve's own
 batches (at most ``FLUSH_S`` late, one write per batch) instead of one write and flush per
 request. Any other set-up (a handler of one's own, a filter, propagation, pytest's caplog) gets
 every line through the logging machinery as before.
+
+The relay (bridge.proxy.relay) hands its records to ``AccessLog.later``: counted and written in
+a batch at most ``AccessLog.FLUSH_S`` later (a scrape of the metrics, or shutdown, first), so the
+bookkeeping leaves the path of the request it belongs to.
 """
 
 from __future__ import annotations

@@ -36,8 +36,9 @@ each, not a timer per request.
 What the client sees is the thin hop's answer, byte for byte: the same forwarded headers
 (hop-by-hop ones, `Host`, `Expect` and the proxy's API key header removed), the engine's
 end-to-end headers plus `X-Rerank-*` on `_search`, chunked framing when the engine sent none,
-`Connection: close` when the connection will close. Each request writes the same access line and
-metrics (bridge.proxy.access.AccessLog) and counts in ``rerank_bridge_relayed_requests_total``.
+`Connection: close` when the connection will close. Each request has the same access line and
+metrics (bridge.proxy.access.AccessLog, in batches: ``later``) and counts in
+``rerank_bridge_relayed_requests_total``.
 
 Failures: anything that goes wrong upstream (connection lost, a 502/503, a search missing the
 shard of a vanished node or failed by one, a timeout) hands the request, body intact, to the ASGI
