@@ -2,7 +2,11 @@
 
 Choosing a node, marking it dead after a failure (for ``dead_node_backoff_s * 2**(n-1)`` seconds,
 capped) and resurrecting it afterwards is elastic-transport's `NodePool`, the one elasticsearch-py
-uses, reused as it is. Each node keeps its own keep-alive connection pool (bridge.proxy.h1_pool).
+uses, with one guard: its dead queue keeps an entry per failure, and when an old entry's time is
+up it hands the node out again, still in its backoff (a node down for good is then picked again
+and again, the last attempt of a request included). ``UpstreamNodes.get`` keeps each node's own
+backoff and gives a node still in it only when every node is. Each node keeps its own keep-alive
+connection pool (bridge.proxy.h1_pool).
 
 What this module adds is the proxy's retry rule, stricter than a client library's because the
 proxy cannot know what a request means to its caller:
@@ -23,6 +27,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -241,21 +246,40 @@ class UpstreamNodes:
         )
         self.nodes: list[UpstreamNode] = [n for n in self.pool.all() if isinstance(n, UpstreamNode)]
         self._failures: dict[UpstreamNode, int] = {}
+        self._backoff = (dead_backoff_s, max_dead_backoff_s)
+        self._dead_until: dict[UpstreamNode, float] = {}  # monotonic time its backoff ends
+        self._spare_turn = 0
 
     def get(self) -> UpstreamNode:
         if len(self.nodes) == 1:  # what NodePool.get answers for one node, without its lock
             return self.nodes[0]
         node = self.pool.get()
         assert isinstance(node, UpstreamNode)
-        return node
+        dead_until = self._dead_until
+        if not dead_until:
+            return node
+        now = time.monotonic()
+        if dead_until.get(node, 0.0) <= now:
+            return node
+        # in its backoff still (a stale entry of the pool's dead queue came up): another node
+        # that is not, in turn; when every node is, the one whose backoff ends first
+        spare = [n for n in self.nodes if dead_until.get(n, 0.0) <= now]
+        if not spare:
+            return min(self.nodes, key=lambda n: dead_until[n])
+        self._spare_turn += 1
+        return spare[self._spare_turn % len(spare)]
 
     def mark_dead(self, node: UpstreamNode) -> None:
-        self._failures[node] = self._failures.get(node, 0) + 1
+        failures = self._failures[node] = self._failures.get(node, 0) + 1
         if len(self.nodes) > 1:  # a lone node is always the one to try (as in elastic-transport)
             self.pool.mark_dead(node)
+            factor, cap = self._backoff
+            backoff = cap if failures > 64 else min(factor * 2 ** (failures - 1), cap)
+            self._dead_until[node] = time.monotonic() + backoff
 
     def mark_live(self, node: UpstreamNode) -> None:
         if self._failures.pop(node, None) is not None:
+            self._dead_until.pop(node, None)
             self.pool.mark_live(node)
 
     def states(self) -> list[dict[str, object]]:
