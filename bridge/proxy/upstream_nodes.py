@@ -274,7 +274,10 @@ class UpstreamNodes:
         if len(self.nodes) > 1:  # a lone node is always the one to try (as in elastic-transport)
             self.pool.mark_dead(node)
             factor, cap = self._backoff
-            backoff = cap if failures > 64 else min(factor * 2 ** (failures - 1), cap)
+            try:  # the pool's own rule (NodePool.mark_dead)
+                backoff = min(factor * 2 ** (failures - 1), cap)
+            except OverflowError:
+                backoff = cap
             self._dead_until[node] = time.monotonic() + backoff
 
     def mark_live(self, node: UpstreamNode) -> None:

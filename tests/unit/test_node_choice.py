@@ -60,3 +60,11 @@ def test_a_node_back_after_its_backoff_is_tried_and_once_live_is_picked_as_befor
     assert down in {nodes.get() for _ in range(10)}  # its backoff is over: tried again
     nodes.mark_live(down)
     assert Counter(nodes.get() for _ in range(30)) == Counter(dict.fromkeys(nodes.nodes, 10))
+
+
+def test_no_backoff_configured_means_none_however_many_failures() -> None:
+    nodes = _nodes(backoff_s=0.0)
+    down = nodes.nodes[0]
+    for _ in range(70):
+        nodes.mark_dead(down)
+    assert down in {nodes.get() for _ in range(10)}
