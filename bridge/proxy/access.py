@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,6 +90,43 @@ def access_line(
 
 
 _RECORD_KEYS = frozenset({"method", "path", "status", "bytes", "ms", "client"})
+_Item = TypeVar("_Item")
+
+
+class Batch(Generic[_Item]):
+    """Items handled together: when ``size`` are in, or ``delay_s`` after the first (one timer
+    per batch, calling ``on_time``), or at once outside an event loop. The owner handles what
+    ``take`` gives it when ``add`` says the batch is due, and when ``on_time`` is called."""
+
+    def __init__(self, size: int, delay_s: float, on_time: Callable[[], None]) -> None:
+        self.size = size
+        self.delay_s = delay_s
+        self.on_time = on_time
+        self.items: list[_Item] = []
+        self._due: asyncio.TimerHandle | None = None
+
+    def add(self, item: _Item) -> bool:
+        """Add ``item``; True when the batch is due now (full, or no event loop to wait in)."""
+        items = self.items
+        items.append(item)
+        if len(items) >= self.size:
+            return True
+        if self._due is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return True
+            self._due = loop.call_later(self.delay_s, self.on_time)
+        return False
+
+    def take(self) -> list[_Item]:
+        """The items in, the batch emptied and its timer stopped (a no-op when it is the timer
+        calling)."""
+        due, self._due = self._due, None
+        if due is not None:
+            due.cancel()
+        items, self.items = self.items, []
+        return items
 
 
 class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -103,8 +140,7 @@ class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__(stream)
-        self._pending: list[str] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._batch: Batch[str] = Batch(self.BATCH, self.FLUSH_S, self.flush)
         self._second = -1
         self._stamp = ""
         self._plain = False  # the formatter is LINE_FORMAT with logging's own time format
@@ -145,25 +181,13 @@ class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def _add(self, text: str) -> None:
         with self.lock:  # type: ignore[union-attr]
-            pending = self._pending
-            pending.append(text)
-            if len(pending) >= self.BATCH:
+            if self._batch.add(text):
                 self._write()
-            elif self._timer is None:
-                try:
-                    loop = asyncio.get_running_loop()
-                except RuntimeError:
-                    self._write()
-                    return
-                self._timer = loop.call_later(self.FLUSH_S, self.flush)
 
     def _write(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-        if self._pending:
-            text = "".join(self._pending)
-            self._pending = []
+        pending = self._batch.take()
+        if pending:
+            text = "".join(pending)
             try:
                 self.stream.write(text)
             except (OSError, ValueError):  # a closed or broken stream: the batch is lost
@@ -205,8 +229,7 @@ class AccessLog:
         self.metrics = metrics
         self.named_paths = named_paths
         self.tally = metrics.traffic
-        self._waiting: list[_Record] = []
-        self._due: asyncio.TimerHandle | None = None
+        self._batch: Batch[_Record] = Batch(self.BATCH, self.FLUSH_S, self.flush)
         metrics.held_back.append(self.flush)  # a scrape or a shutdown counts them first
 
     def later(
@@ -215,27 +238,14 @@ class AccessLog:
         """``done``, in a batch with the requests answered meanwhile (one timer per batch): the
         bookkeeping leaves the request's path, and what a batch touches stays in the caches
         from one record to the next. Outside an event loop: ``done`` at once."""
-        waiting = self._waiting
-        waiting.append((scope, status, sent, elapsed, rerank))
-        if len(waiting) >= self.BATCH:
+        if self._batch.add((scope, status, sent, elapsed, rerank)):
             self.flush()
-        elif self._due is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
-            self._due = loop.call_later(self.FLUSH_S, self.flush)
 
     def flush(self) -> None:
         """Count and write the records waiting for their batch; their lines go out now."""
-        due, self._due = self._due, None
-        if due is not None:
-            due.cancel()  # a no-op when it is the timer calling
-        waiting = self._waiting
+        waiting = self._batch.take()
         if not waiting:
             return
-        self._waiting = []
         done = self.done
         for record in waiting:
             done(*record)
